@@ -1,0 +1,74 @@
+"""A Celery worker running as threads inside the current process.
+
+Embedded mode uses it because Qdrant local mode locks its folder to one process: the portal (`manage.py serve`), or
+`manage.py ingest` when no portal is running, hosts the worker next to the only vector-store client.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from celery import worker as celery_worker
+from celery.worker import state
+from django.conf import settings
+
+from portal.celery import app
+
+logger = logging.getLogger(__name__)
+
+
+class _Controller(celery_worker.WorkController):
+    def __init__(self, *args, **kwargs):
+        self.ready = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def on_consumer_ready(self, consumer):
+        self.ready.set()
+
+
+class EmbeddedWorker:
+    def __init__(self, *, concurrency: int | None = None):
+        self.concurrency = concurrency or settings.WORKER_CONCURRENCY
+        self._controller: _Controller | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        app.finalize()
+        app.set_current()
+        self._controller = _Controller(
+            app=app,
+            hostname=f"embedded-{os.getpid()}@{socket.gethostname()}",
+            pool="threads",
+            concurrency=self.concurrency,
+            loglevel=logging.getLevelName(logging.getLogger().level),
+            queues=[settings.CELERY_TASK_DEFAULT_QUEUE],
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+            ready_callback=None,
+        )
+        self._thread = threading.Thread(target=self._controller.start, name="lantern-worker", daemon=True)
+        self._thread.start()
+        if not self._controller.ready.wait(timeout):
+            raise RuntimeError(f"The ingestion worker did not start within {timeout:.0f}s")
+        logger.info("Ingestion worker running in this process (%d thread(s))", self.concurrency)
+
+    def stop(self, *, timeout: float = 60.0) -> None:
+        if self._thread is None:
+            return
+        state.should_terminate = 0  # the worker's own loop checks this flag and shuts down cleanly
+        self._thread.join(timeout)
+        state.should_terminate = None
+        if self._thread.is_alive():
+            logger.warning("The ingestion worker was still busy after %.0fs; leaving it to exit with the process", timeout)
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

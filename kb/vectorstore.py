@@ -1,0 +1,227 @@
+"""The only module that talks to Qdrant.
+
+One Qdrant collection holds every chunk: a dense vector (cosine) and a sparse lexical vector (IDF modifier), with
+payload `document_id`, `collection_id`, `version`, `ordinal`, `page`. In embedded mode the client opens a local
+folder, which Qdrant locks to one process; every call here goes through one client per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import wraps
+
+from django.conf import settings
+from qdrant_client import QdrantClient, models
+
+from ingestion.types import SparseVector
+
+logger = logging.getLogger(__name__)
+
+DENSE = "dense"
+SPARSE = "sparse"
+INDEXED_FIELDS = ("document_id", "collection_id", "version")
+
+_client: QdrantClient | None = None
+_client_lock = threading.Lock()
+# Local mode keeps its state in plain Python structures; one operation at a time keeps them consistent.
+_local_lock = threading.RLock()
+
+
+class VectorStoreLocked(RuntimeError):
+    """Another process holds the embedded vector store (a running portal, or another `manage.py ingest`)."""
+
+
+@dataclass(frozen=True)
+class PointDraft:
+    point_id: str
+    dense: Sequence[float]
+    sparse: SparseVector
+    payload: dict
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    point_id: str
+    score: float
+    payload: dict
+
+
+def is_embedded() -> bool:
+    return not settings.QDRANT_URL
+
+
+def client() -> QdrantClient:
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                _client = _connect()
+                _ensure_collection(_client)
+    return _client
+
+
+def _connect() -> QdrantClient:
+    if not is_embedded():
+        return QdrantClient(url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY, timeout=30)
+    settings.QDRANT_PATH.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(settings.QDRANT_PATH), force_disable_check_same_thread=True)
+    except RuntimeError as error:
+        if "already accessed" in str(error):
+            raise VectorStoreLocked(
+                f"The vector store in {settings.QDRANT_PATH} is in use by another Lantern process."
+            ) from error
+        raise
+
+
+def close() -> None:
+    """Release the client (and, in embedded mode, the folder lock)."""
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+            _client = None
+
+
+def _serialised(func):
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        if not is_embedded():
+            return func(*args, **kwargs)
+        with _local_lock:
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _ensure_collection(qdrant: QdrantClient) -> None:
+    name = settings.QDRANT_COLLECTION
+    if qdrant.collection_exists(name):
+        return
+    from ingestion.embedding import DENSE_DIM
+
+    qdrant.create_collection(
+        name,
+        vectors_config={DENSE: models.VectorParams(size=DENSE_DIM, distance=models.Distance.COSINE)},
+        sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    if not is_embedded():  # local mode has no payload indexes (it scans), the server needs them to filter fast
+        for field in INDEXED_FIELDS:
+            qdrant.create_payload_index(name, field_name=field, field_schema=models.PayloadSchemaType.INTEGER)
+
+
+def _sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vector.indices, values=vector.values)
+
+
+@_serialised
+def points_upsert(points: Sequence[PointDraft]) -> None:
+    if not points:
+        return
+    client().upsert(
+        settings.QDRANT_COLLECTION,
+        points=[
+            models.PointStruct(
+                id=p.point_id,
+                vector={DENSE: list(map(float, p.dense)), SPARSE: _sparse(p.sparse)},
+                payload=p.payload,
+            )
+            for p in points
+        ],
+        wait=True,
+    )
+
+
+def _match(field: str, value: int) -> models.FieldCondition:
+    return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+
+
+@_serialised
+def points_delete(*, document_id: int | None = None, collection_id: int | None = None, keep_version: int | None = None) -> None:
+    """Delete a document's points (all versions but `keep_version`, if given), or a whole collection's."""
+    must = [_match("document_id", document_id)] if document_id is not None else []
+    if collection_id is not None:
+        must.append(_match("collection_id", collection_id))
+    if not must:
+        raise ValueError("points_delete needs a document or a collection")
+    must_not = [_match("version", keep_version)] if keep_version is not None else []
+    client().delete(
+        settings.QDRANT_COLLECTION,
+        points_selector=models.FilterSelector(filter=models.Filter(must=must, must_not=must_not)),
+        wait=True,
+    )
+
+
+@_serialised
+def points_count(*, document_id: int | None = None, version: int | None = None) -> int:
+    must = []
+    if document_id is not None:
+        must.append(_match("document_id", document_id))
+    if version is not None:
+        must.append(_match("version", version))
+    result = client().count(settings.QDRANT_COLLECTION, count_filter=models.Filter(must=must) if must else None, exact=True)
+    return result.count
+
+
+@_serialised
+def points_ids(*, document_id: int) -> set[str]:
+    ids, offset = set(), None
+    while True:
+        batch, offset = client().scroll(
+            settings.QDRANT_COLLECTION,
+            scroll_filter=models.Filter(must=[_match("document_id", document_id)]),
+            limit=1000,
+            offset=offset,
+            with_payload=False,
+        )
+        ids.update(str(p.id) for p in batch)
+        if offset is None:
+            return ids
+
+
+def collections_filter(collection_ids: Sequence[int]) -> models.Filter:
+    return models.Filter(must=[models.FieldCondition(key="collection_id", match=models.MatchAny(any=list(collection_ids)))])
+
+
+@_serialised
+def points_search(
+    *,
+    dense: Sequence[float] | None,
+    sparse: SparseVector | None,
+    collection_ids: Sequence[int],
+    limit: int,
+    prefetch_limit: int = 50,
+) -> list[ScoredPoint]:
+    """Hybrid search: dense and sparse candidates fused by reciprocal rank, filtered to readable collections.
+
+    With only one of the two vectors, that one ranks alone (the evaluate command measures each side this way).
+    """
+    if not collection_ids:
+        return []
+    query_filter = collections_filter(collection_ids)
+    has_sparse = sparse is not None and bool(sparse.indices)
+    if dense is not None and has_sparse:
+        response = client().query_points(
+            settings.QDRANT_COLLECTION,
+            prefetch=[
+                models.Prefetch(query=list(dense), using=DENSE, limit=prefetch_limit, filter=query_filter),
+                models.Prefetch(query=_sparse(sparse), using=SPARSE, limit=prefetch_limit, filter=query_filter),
+            ],
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit,
+            with_payload=True,
+        )
+    elif dense is not None:
+        response = client().query_points(
+            settings.QDRANT_COLLECTION, query=list(dense), using=DENSE, query_filter=query_filter, limit=limit
+        )
+    elif has_sparse:
+        response = client().query_points(
+            settings.QDRANT_COLLECTION, query=_sparse(sparse), using=SPARSE, query_filter=query_filter, limit=limit
+        )
+    else:
+        return []
+    return [ScoredPoint(point_id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.urls import include, path
+
+from kb.views import healthz
+
+
+def home(request):
+    if request.user.is_authenticated and request.user.is_staff:
+        return redirect("kb:documents")
+    return redirect("login")
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", healthz, name="healthz"),
+    path("", include("kb.urls")),
+    path("", include("ingestion.urls")),
+]
