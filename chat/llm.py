@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -64,8 +65,18 @@ def client(url: str) -> openai.OpenAI:
                 api_key=settings.LLM_API_KEY or "not-needed",
                 timeout=openai.Timeout(settings.LLM_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS),
                 max_retries=settings.LLM_MAX_RETRIES,
+                http_client=_direct_http_client() if _is_loopback(url) else None,
             )
         return _clients[key]
+
+
+def _is_loopback(url: str) -> bool:
+    return urllib.parse.urlsplit(url).hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+def _direct_http_client() -> openai.DefaultHttpxClient:
+    """openai's default HTTP client, minus HTTP(S)_PROXY from the environment: a proxy cannot reach loopback."""
+    return openai.DefaultHttpxClient(trust_env=False)
 
 
 def stream_chat(
@@ -191,5 +202,5 @@ def _tokenize(root_url: str, text: str) -> list[int]:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=TOKENIZE_TIMEOUT_SECONDS) as response:
+    with local_model.open_local(request, timeout=TOKENIZE_TIMEOUT_SECONDS) as response:
         return json.loads(response.read())["tokens"]

@@ -15,7 +15,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import functools
 import hashlib
+import http.client
 import importlib
 import json
 import logging
@@ -231,6 +233,7 @@ _server: xllamacpp.Server | None = None
 _server_url = ""
 # The process that started `_server`: a child forked after that inherits the object but not its threads.
 _server_pid = 0
+_exit_hooks_installed = False
 
 
 def ensure_server() -> str:
@@ -293,10 +296,20 @@ def _pid_alive(pid: int) -> bool:
 def _healthy(root_url: str) -> bool:
     """llama.cpp answers /health with 200 once the model is loaded (503 while loading)."""
     try:
-        with urllib.request.urlopen(f"{root_url}/health", timeout=HEALTH_TIMEOUT_SECONDS) as response:
+        with open_local(f"{root_url}/health", timeout=HEALTH_TIMEOUT_SECONDS) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def open_local(request: str | urllib.request.Request, *, timeout: float) -> http.client.HTTPResponse:
+    """urlopen for the server on 127.0.0.1, bypassing HTTP(S)_PROXY (corporate proxies cannot reach loopback)."""
+    return _direct_opener().open(request, timeout=timeout)
+
+
+@functools.cache
+def _direct_opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _root_url(port: int) -> str:
@@ -320,9 +333,29 @@ def _start_server() -> str:
     _wait_until_healthy(_root_url(port))
     _server, _server_url, _server_pid = server, f"{_root_url(port)}/v1", os.getpid()
     _write_json_atomically(_state_path(), {"pid": os.getpid(), "port": port, "model": str(path)})
-    atexit.register(stop_server)
+    _install_exit_hooks()
     logger.info("Local model server for %s ready at %s in %.1f s", path.name, _server_url, time.monotonic() - started)
     return _server_url
+
+
+def _install_exit_hooks() -> None:
+    global _exit_hooks_installed
+    if not _exit_hooks_installed:
+        atexit.register(stop_server)
+        os.register_at_fork(after_in_child=_reset_lock_in_child)
+        _exit_hooks_installed = True
+
+
+def _reset_lock_in_child() -> None:
+    """A forked child gets a copy of the server object but none of its threads, so it does not own the server
+    (see `_owns_server`) and reuses the parent's over HTTP. The lock may have been held by another thread at the
+    fork; the child's copy would never be released.
+
+    Known limitation of xllamacpp 2026.10: a child forked from a process running the server hangs in a C++ static
+    destructor when it exits normally (fork + exec, as in subprocess, is fine). Start the server after forking.
+    """
+    global _server_lock
+    _server_lock = threading.Lock()
 
 
 def _server_params(path: Path) -> xllamacpp.CommonParams:

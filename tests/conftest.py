@@ -1,16 +1,14 @@
-"""Shared fixtures. Every test session gets its own data dir (files, embedded Qdrant, broker) and Celery queue."""
+"""Shared fixtures. tests/isolation.py gives each session its own data dir and Celery queue."""
 
-import os
-import tempfile
-import uuid
+import pytest
 
-# Before Django reads its settings: isolate the session from a developer's real data and from other sessions.
-os.environ["LANTERN_DATA_DIR"] = tempfile.mkdtemp(prefix="lantern-test-")
-os.environ["CELERY_QUEUE"] = f"lantern-test-{uuid.uuid4().hex[:8]}"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+@pytest.fixture(autouse=True, scope="session")
+def _close_vector_store_at_exit():
+    yield
+    from kb import vectorstore
+
+    vectorstore.close()
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -160,6 +161,11 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     fake: FakeLLM
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client hanging up (a timeout, a closed stream) is a scenario under test, not a fault
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streaming, as the real servers do
@@ -227,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_event({**chunk({}), "choices": [], "usage": _usage(body, deltas)})
             self._send_chunk(b"data: [DONE]\n\n")
             self._send_chunk(b"")  # the terminating zero-length chunk
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionError:
             self.close_connection = True  # the client went away; so do we
 
     def _send_event(self, data: dict[str, Any]) -> None:
@@ -263,20 +269,26 @@ def _deltas(reply: Reply) -> list[str]:
 
 
 def _limit(deltas: list[str], max_tokens: int | None, stop: str | list[str] | None) -> tuple[list[str], str]:
-    """Apply `stop` (text ends before the first stop string) and `max_tokens` (one delta = one token)."""
-    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    """Apply `stop` (the text ends before the first stop string) and `max_tokens` (one delta = one token)."""
+    stops = [stop] if isinstance(stop, str) else [s for s in stop or [] if s]
+    text = "".join(deltas)
+    cut = min((pos for s in stops if (pos := text.find(s)) != -1), default=None)
+    if cut is not None:
+        deltas = _truncate(deltas, cut)
+    if max_tokens is not None and len(deltas) > max_tokens:
+        return deltas[:max_tokens], "length"
+    return deltas, "stop"
+
+
+def _truncate(deltas: list[str], length: int) -> list[str]:
+    """The deltas that make up the first `length` characters, the last one shortened if it crosses the cut."""
     kept: list[str] = []
-    text = ""
     for delta in deltas:
-        if max_tokens is not None and len(kept) >= max_tokens:
-            return kept, "length"
-        positions = [pos for s in stops if (pos := (text + delta).find(s)) != -1]
-        if positions:
-            head = (text + delta)[: min(positions)][len(text) :]
-            return kept + ([head] if head else []), "stop"
-        kept.append(delta)
-        text += delta
-    return kept, "stop"
+        remaining = length - sum(map(len, kept))
+        if remaining <= 0:
+            break
+        kept.append(delta[:remaining])
+    return kept
 
 
 def _chunk_factory(completion_id: str, model: str):

@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
-
-yaml = pytest.importorskip("yaml", reason="PyYAML reads docker-compose.yml; it comes with huggingface-hub")
+import yaml  # PyYAML: not a dependency of ours, but huggingface-hub's (through sentence-transformers)
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -105,9 +105,12 @@ def env_example() -> dict[str, str]:
     return values
 
 
+OPERATOR_SECRETS = {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": secrets.token_hex(24)}
+
+
 def filled_env() -> dict[str, str]:
-    """.env.example as an operator fills it in."""
-    return env_example() | {"SECRET_KEY": secrets.token_urlsafe(50), "POSTGRES_PASSWORD": secrets.token_hex(24)}
+    """.env.example as an operator fills it in, as .env.example tells them to."""
+    return env_example() | OPERATOR_SECRETS
 
 
 def compose(values: dict[str, str] | None = None) -> dict:
@@ -252,7 +255,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
 @contextlib.contextmanager
 def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     with log.open("w") as out:
-        process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield process
     finally:
@@ -309,7 +314,7 @@ class StubServer:
 
 
 def qdrant_stand_in(path: str) -> tuple[int, str]:
-    """The few read-only Qdrant REST answers a health check asks for, shaped as Qdrant shapes them."""
+    """The read-only Qdrant REST answers a health check asks for, from a Qdrant that holds Lantern's collection."""
     path = path.split("?")[0]
     if path == "/":
         return 200, json.dumps({"title": "qdrant - vector search engine", "version": "1.20.0", "commit": None})
@@ -318,7 +323,7 @@ def qdrant_stand_in(path: str) -> tuple[int, str]:
     if path == "/collections":
         return 200, json.dumps({"result": {"collections": []}, "status": "ok", "time": 0.0})
     if path.startswith("/collections/") and path.endswith("/exists"):
-        return 200, json.dumps({"result": {"exists": False}, "status": "ok", "time": 0.0})
+        return 200, json.dumps({"result": {"exists": True}, "status": "ok", "time": 0.0})
     return 404, json.dumps({"status": {"error": f"Not found: {path}"}, "time": 0.0})
 
 
@@ -337,7 +342,6 @@ def stub() -> Iterator[Callable[..., StubServer]]:
 
 @contextlib.contextmanager
 def throwaway_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
     name = f"lantern_compose_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(LOCAL_POSTGRES, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
@@ -549,22 +553,33 @@ def test_the_asgi_application_uvicorn_is_given_imports(tmp_path):
     assert found == {"callable": True, "type": "ASGIHandler"}
 
 
+TASK_QUEUES = """
+import json
+import django
+from celery.app.utils import find_app
+
+app = find_app("portal")  # the lookup `celery -A portal` does
+django.setup()
+app.loader.import_default_modules()
+from django.conf import settings
+
+routes = app.conf.task_routes if isinstance(app.conf.task_routes, dict) else {}
+print(json.dumps({
+    "setting": settings.CELERY_TASK_DEFAULT_QUEUE,
+    "default": app.conf.task_default_queue,
+    "tasks": sorted(name for name in app.tasks if not name.startswith("celery.")),
+    "explicit": sorted({task.queue for task in app.tasks.values() if getattr(task, "queue", None)}),
+    "routed": sorted({route["queue"] for route in routes.values() if isinstance(route, dict) and "queue" in route}),
+}))
+"""
+
+
 def test_the_worker_consumes_the_queue_every_task_is_sent_to(tmp_path):
     command = service_command("worker")
     assert command[:4] == ["celery", "-A", "portal", "worker"]
     consumed = set(command[command.index("-Q") + 1].split(","))
-    found = python_json(
-        # The lookup `celery -A portal` does; then the queue of every task the app knows.
-        "import json, django; from celery.app.utils import find_app; app = find_app('portal');"
-        "django.setup(); app.loader.import_default_modules();"
-        "from django.conf import settings;"
-        "routes = app.conf.task_routes or {};"
-        "print(json.dumps({'main': app.main, 'default': app.conf.task_default_queue,"
-        " 'setting': settings.CELERY_TASK_DEFAULT_QUEUE,"
-        " 'explicit': sorted({t.queue for t in app.tasks.values() if getattr(t, 'queue', None)}),"
-        " 'routed': sorted({r['queue'] for r in routes.values() if isinstance(r, dict) and 'queue' in r}) if isinstance(routes, dict) else []}))",
-        container_env("worker", tmp_path),
-    )
+    found = python_json(TASK_QUEUES, container_env("worker", tmp_path))
+    assert found["tasks"], "celery -A portal found no Lantern tasks"
     assert consumed == {found["setting"]} == {found["default"]}
     assert set(found["explicit"]) | set(found["routed"]) <= consumed
 
@@ -605,11 +620,14 @@ def test_redis_healthcheck_passes_against_a_running_redis():
 def test_qdrant_healthcheck_passes_only_when_readyz_answers_200(stub, protocol):
     ready = stub(lambda path: (200, "all shards are ready") if path == "/readyz" else (404, ""), protocol)
     not_ready = stub(lambda path: (503, "some shards are not ready"), protocol)
-    argv = healthcheck_argv("qdrant", {"/6333": f"/{ready.port}"})
-    assert run(argv, dict(os.environ), timeout=10).returncode == 0
+
+    def probe(port: int) -> int:
+        return run(healthcheck_argv("qdrant", {"/6333": f"/{port}"}), dict(os.environ), timeout=10).returncode
+
+    assert probe(ready.port) == 0
     assert ready.requests[0][0] == "/readyz"
-    assert run(healthcheck_argv("qdrant", {"/6333": f"/{not_ready.port}"}), dict(os.environ), timeout=10).returncode != 0
-    assert run(healthcheck_argv("qdrant", {"/6333": f"/{free_port()}"}), dict(os.environ), timeout=10).returncode != 0
+    assert probe(not_ready.port) != 0
+    assert probe(free_port()) != 0
 
 
 def test_vllm_healthcheck_passes_only_when_health_answers_200(stub):
@@ -721,7 +739,8 @@ def test_web_command_migrates_collects_static_then_serves_healthz_and_static_fil
 ):
     qdrant = stub(qdrant_stand_in, "HTTP/1.1")
     port = free_port()
-    argv = [arg.replace("--host 0.0.0.0 --port 8000", f"--host 127.0.0.1 --port {port}") for arg in service_command("web")]
+    here = f"--host 127.0.0.1 --port {port}"  # not on every interface of this machine, nor on a busy 8000
+    argv = [arg.replace("--host 0.0.0.0 --port 8000", here) for arg in service_command("web")]
     assert argv != service_command("web")
     env = container_env("web", tmp_path, database=empty_database, redis_db=redis_db, qdrant_url=qdrant.url)
     probe = healthcheck_argv("web", {"127.0.0.1:8000": f"127.0.0.1:{port}"})

@@ -328,13 +328,9 @@ def test_the_packaged_model_answers_a_streamed_question_from_one_shared_server(s
 
 
 def another_process_gets_the_server_url(data_dir: Path, model: Path) -> str:
-    code = "import django; django.setup(); from chat import local_model; print(local_model.ensure_server())"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "LANTERN_DATA_DIR": str(data_dir),
-        "LOCAL_LLM_MODEL_PATH": str(model),
-    }
+    # local_model reads settings only, so the child needs no app registry (and no django.setup()).
+    code = "from chat import local_model; print(local_model.ensure_server())"
+    env = {**os.environ, "LANTERN_DATA_DIR": str(data_dir), "LOCAL_LLM_MODEL_PATH": str(model)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
