@@ -225,6 +225,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
 X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = PRODUCTION  # behind the TLS proxy, which sets X-Forwarded-Proto
+# HSTS preload commits a whole domain for good; not ours to decide for a company's internal portal.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
