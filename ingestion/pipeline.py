@@ -113,7 +113,8 @@ def _default_title(document: Document) -> str:
 
 def documents_embed(prepared: list[Prepared], *, token: str, batch_size: int) -> None:
     """Embed every draft of every document in shared batches, reporting each document's progress as it goes."""
-    queue = [(p, i) for p in prepared for i in range(len(p.drafts))]
+    # Similar lengths share a batch, as model.encode itself would arrange them: far less padding to compute.
+    queue = sorted(((p, i) for p in prepared for i in range(len(p.drafts))), key=lambda item: len(item[0].drafts[item[1]].embed_text))
     for p in prepared:
         p.vectors = [None] * len(p.drafts)
     for start in range(0, len(queue), batch_size):

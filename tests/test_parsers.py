@@ -47,6 +47,23 @@ def test_spreadsheet_rows_carry_their_header_and_sheet():
     assert block_with(parsed, "Orion").heading_path == ("Rooms",)
 
 
+def test_a_spreadsheet_template_with_a_note_and_only_headers_still_has_text():
+    import io
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append([None, "How to use: review the risks fortnightly as a team."])
+    headers = workbook.create_sheet("Risks")
+    headers.append(["Title", "Impact", "Owner"])
+    out = io.BytesIO()
+    workbook.save(out)
+    parsed = parse(out.getvalue(), filename="risk_tracker.xlsx")
+    texts = [b.text for b in parsed.blocks]
+    assert "How to use: review the risks fortnightly as a team." in texts
+    assert "Columns: Title; Impact; Owner" in texts
+
+
 def test_csv_rows_carry_their_header():
     parsed = parse(filemakers.csv_bytes(), filename="directory.csv")
     assert parsed.kind == "csv"

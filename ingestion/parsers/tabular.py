@@ -24,7 +24,7 @@ def _cell(value) -> str:
 
 
 def rows_to_blocks(rows, *, heading_path: tuple[str, ...], filename: str) -> list[Block]:
-    header, blocks, cells = None, [], 0
+    header, blocks, cells, data_rows = None, [], 0, 0
     for row in rows:
         values = [_cell(v) for v in row]
         cells += len(values)
@@ -32,11 +32,17 @@ def rows_to_blocks(rows, *, heading_path: tuple[str, ...], filename: str) -> lis
             raise TooLarge(f"{filename} has more than {MAX_CELLS:,} cells; split it or export the part that matters.")
         if not any(values):
             continue
+        if header is None and sum(1 for v in values if v) == 1:
+            blocks.append(Block(next(v for v in values if v), heading_path=heading_path))  # a title or a note, not a header
+            continue
         if header is None:
             header = [v or f"Column {i + 1}" for i, v in enumerate(values)]
             continue
         pairs = [f"{header[i] if i < len(header) else f'Column {i + 1}'}: {v}" for i, v in enumerate(values) if v]
         blocks.append(Block("; ".join(pairs), heading_path=heading_path))
+        data_rows += 1
+    if header and not data_rows:  # an empty template still tells what it tracks
+        blocks.append(Block("Columns: " + "; ".join(header), heading_path=heading_path))
     return blocks
 
 
