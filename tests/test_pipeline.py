@@ -1,8 +1,5 @@
 """The ingestion pipeline and document lifecycle, run on real files through the real services and vector store."""
 
-import io
-import zipfile
-
 import pytest
 
 from ingestion import pipeline
@@ -11,6 +8,7 @@ from kb import services as kb_services
 from kb import vectorstore
 from kb.models import Chunk, Document
 
+from .filemakers import zip_of
 from .helpers import chunk_point_ids, markdown, point_ids, process, upload, upload_and_process
 
 LEAVE = markdown(
@@ -102,23 +100,15 @@ def test_a_file_over_the_size_limit_is_refused_without_being_stored(collection, 
     assert [d.source_path for d in result.queued] == ["small.md"]
 
 
-def make_zip(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_a_zip_of_a_folder_becomes_one_document_per_file_with_its_path(collection):
-    archive = make_zip({"hr/leave.md": LEAVE, "hr/travel.txt": b"Book travel two weeks ahead.", "__MACOSX/._x": b"junk"})
+    archive = zip_of({"hr/leave.md": LEAVE, "hr/travel.txt": b"Book travel two weeks ahead.", "__MACOSX/._x": b"junk"})
     result = upload(collection, ("handbook.zip", archive))
     assert sorted(d.source_path for d in result.queued) == ["hr/leave.md", "hr/travel.txt"]
     assert all(d.status == Document.Status.INDEXED for d in process(*result.queued))
 
 
 def test_a_zip_entry_that_escapes_its_folder_is_refused_and_the_others_are_kept(collection):
-    archive = make_zip({"../../etc/cron.d/evil": b"* * * * * root rm -rf /", "ok/readme.txt": b"Welcome aboard."})
+    archive = zip_of({"../../etc/cron.d/evil": b"* * * * * root rm -rf /", "ok/readme.txt": b"Welcome aboard."})
     result = upload(collection, ("upload.zip", archive))
     [refused] = result.rejected
     assert "unsafe path" in refused.error
@@ -126,7 +116,7 @@ def test_a_zip_entry_that_escapes_its_folder_is_refused_and_the_others_are_kept(
 
 
 def test_a_zip_bomb_is_refused_as_a_whole(collection):
-    archive = make_zip({"bomb.txt": b"0" * (50 * 1024 * 1024)})
+    archive = zip_of({"bomb.txt": b"0" * (50 * 1024 * 1024)})
     result = upload(collection, ("bomb.zip", archive))
     assert result.queued == []
     [refused] = result.rejected
