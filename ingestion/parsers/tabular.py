@@ -1,79 +1,100 @@
-"""Spreadsheets and CSV: every row carries its header ("Header: value; ..."), so a chunk of rows stands alone."""
+"""Tables of records (CSV and TSV here; spreadsheets in xlsx.py): every row carries its header, so a chunk of rows
+stands on its own: "Name: Ada; Office: London; Extension: 101".
+
+The header is the first row with two or more values. A single-value row before it is a title or a note and is kept
+as written; a table with a header but no data rows still yields "Columns: a; b; c".
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
-import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import PurePosixPath
 
-from django.conf import settings
-
-from ..detection import decode_text
-from ..types import Block, CorruptDocument, ParsedDocument, TooLarge
-from .text import require_blocks
+from ..detection import decode_text, sniff_delimiter
+from ..types import Block, ParsedDocument, TooLarge
+from .blocks import damaged, record_text, require_blocks, squash
 
 MAX_CELLS = 2_000_000
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return " ".join(str(value).split())
+class CellBudget:
+    """Counts the cells read from one file and stops past MAX_CELLS, so one huge sheet cannot stall a worker."""
+
+    def __init__(self, *, filename: str, limit: int | None = None) -> None:
+        self.filename = filename
+        self.limit = MAX_CELLS if limit is None else limit
+        self.used = 0
+
+    def spend(self, cells: int) -> None:
+        self.used += cells
+        if self.used > self.limit:
+            raise TooLarge(
+                f"{self.filename} has more than {self.limit:,} cells, more than Lantern indexes from one file; "
+                "split it into smaller files, or delete the sheets and columns that need not be searchable."
+            )
 
 
-def rows_to_blocks(rows, *, heading_path: tuple[str, ...], filename: str) -> list[Block]:
-    header, blocks, cells, data_rows = None, [], 0, 0
+def parse(data: bytes, *, filename: str) -> ParsedDocument:
+    """CSV or TSV; the delimiter is sniffed from the first rows."""
+    text = decode_text(data)
+    is_tsv = PurePosixPath(filename).suffix.lower() == ".tsv"
+    delimiter = sniff_delimiter(text, prefer_tab=is_tsv) or ("\t" if is_tsv else ",")
+    # No field is longer than the file; the csv module's default limit (128 KiB) would refuse long text cells.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    rows = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        blocks = rows_to_blocks(rows, heading_path=(), budget=CellBudget(filename=filename))
+    except csv.Error as error:
+        raise damaged(filename, error, advice="check that it is valid CSV, or export it again") from error
+    return ParsedDocument(kind="csv", blocks=require_blocks(blocks, filename=filename))
+
+
+def rows_to_blocks(
+    rows: Iterable[Sequence[object]], *, heading_path: tuple[str, ...], budget: CellBudget
+) -> list[Block]:
+    """One block per non-empty row ("Header: value; ..."); notes before the header kept as they are."""
+    header: list[str] | None = None
+    blocks: list[Block] = []
+    records = 0
     for row in rows:
-        values = [_cell(v) for v in row]
-        cells += len(values)
-        if cells > MAX_CELLS:
-            raise TooLarge(f"{filename} has more than {MAX_CELLS:,} cells; split it or export the part that matters.")
-        if not any(values):
+        budget.spend(len(row))
+        values = _trimmed([cell_text(value) for value in row])
+        if not values:
             continue
-        if header is None and sum(1 for v in values if v) == 1:
-            blocks.append(Block(next(v for v in values if v), heading_path=heading_path))  # a title or a note, not a header
-            continue
-        if header is None:
-            header = [v or f"Column {i + 1}" for i, v in enumerate(values)]
-            continue
-        pairs = [f"{header[i] if i < len(header) else f'Column {i + 1}'}: {v}" for i, v in enumerate(values) if v]
-        blocks.append(Block("; ".join(pairs), heading_path=heading_path))
-        data_rows += 1
-    if header and not data_rows:  # an empty template still tells what it tracks
-        blocks.append(Block("Columns: " + "; ".join(header), heading_path=heading_path))
+        if header is None and sum(1 for value in values if value) == 1:
+            blocks.append(Block(next(value for value in values if value), heading_path=heading_path))
+        elif header is None:
+            header = values
+        else:
+            blocks.append(Block(record_text(header, values), heading_path=heading_path))
+            records += 1
+    if header is not None and not records:  # an empty template still tells what it tracks
+        blocks.append(Block("Columns: " + "; ".join(value for value in header if value), heading_path=heading_path))
     return blocks
 
 
-def parse_xlsx(data: bytes, filename: str) -> ParsedDocument:
-    import openpyxl
-
-    try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError) as error:
-        raise CorruptDocument(f"{filename} is damaged and could not be read ({error}); save it again and re-upload.") from error
-    blocks = []
-    try:
-        for sheet in workbook.worksheets:
-            rows = rows_to_blocks(sheet.iter_rows(values_only=True), heading_path=(sheet.title,), filename=filename)
-            if rows:
-                blocks += [Block(sheet.title, kind="heading", heading_path=(sheet.title,)), *rows]
-    finally:
-        workbook.close()
-    title = (workbook.properties.title or "").strip() or None if workbook.properties else None
-    return ParsedDocument(kind="xlsx", blocks=require_blocks(blocks, filename), title=title)
+def _trimmed(values: list[str]) -> list[str]:
+    """The row without its trailing empty cells: [] for a row with no value at all."""
+    while values and not values[-1]:
+        values.pop()
+    return values
 
 
-def parse_csv(data: bytes, filename: str) -> ParsedDocument:
-    text = decode_text(data)
-    try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    csv.field_size_limit(max(csv.field_size_limit(), settings.MAX_UPLOAD_MB * 1024 * 1024))
-    try:
-        blocks = rows_to_blocks(csv.reader(io.StringIO(text), dialect), heading_path=(), filename=filename)
-    except csv.Error as error:
-        raise CorruptDocument(f"{filename} is not valid CSV ({error}); check the file.") from error
-    return ParsedDocument(kind="csv", blocks=require_blocks(blocks, filename))
+def cell_text(value: object) -> str:
+    """A cell as a person reads it: whole floats without '.0', dates in ISO form, whitespace squashed."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else format(value, ".15g")
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time():
+            return value.date().isoformat()
+        return value.isoformat(sep=" ", timespec="seconds" if value.second else "minutes")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return squash(str(value))
