@@ -24,6 +24,7 @@ from kb.models import Chunk, Document
 from . import embedding
 from .chunking import chunk_document
 from .parsers import parse
+from .services import title_from_name
 from .types import ChunkDraft, IngestionError
 
 logger = logging.getLogger(__name__)
@@ -106,8 +107,6 @@ def document_prepare(document: Document, *, token: str) -> Prepared:
 
 
 def _default_title(document: Document) -> str:
-    from .services import title_from_name
-
     return title_from_name(document.source_path)
 
 

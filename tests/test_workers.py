@@ -104,3 +104,6 @@ def test_manage_py_ingest_processes_a_folder_and_reports_failures(collection, tm
     assert documents["notes.txt"].status == Document.Status.INDEXED
     assert documents["empty.txt"].status == Document.Status.FAILED
     assert "empty.txt" in capsys.readouterr().err
+    (tmp_path / "empty.txt").unlink()
+    call_command("ingest", str(tmp_path), collection="Handbook")
+    assert "2 file(s) unchanged since their last upload; skipped." in capsys.readouterr().out

@@ -52,12 +52,12 @@ class Command(BaseCommand):
             raise CommandError(f"Not found: {', '.join(missing)}")
         target = collection_create(name=collection)
         with self._worker_context(no_wait):
-            batch = self._upload(paths, target)
+            batch, unchanged = self._upload(paths, target)
             if no_wait:
                 self.stdout.write(f"Queued upload {batch.pk}; follow it on the documents page.")
                 return
             self._watch(batch)
-        self._summary(batch)
+        self._summary(batch, unchanged=unchanged)
 
     def _worker_context(self, no_wait: bool):
         """Embedded mode without a running portal: this process hosts the worker until its files are done."""
@@ -72,15 +72,16 @@ class Command(BaseCommand):
 
         return EmbeddedWorker()
 
-    def _upload(self, paths: list[Path], collection) -> UploadBatch:
+    def _upload(self, paths: list[Path], collection) -> tuple[UploadBatch, int]:
         entries = list(files_under(paths))
         if not entries:
             raise CommandError("No files found.")
         batch = UploadBatch.objects.create(collection=collection, label=f"manage.py ingest: {len(entries)} file(s)")
+        unchanged = 0
         for start in range(0, len(entries), FILES_PER_TRANSACTION):
             group = (read(name, path) for name, path in entries[start : start + FILES_PER_TRANSACTION])
-            documents_upload(collection=collection, files=group, batch=batch)
-        return batch
+            unchanged += len(documents_upload(collection=collection, files=group, batch=batch).unchanged)
+        return batch, unchanged
 
     def _watch(self, batch: UploadBatch) -> None:
         progress = batch_progress(batch=batch)
@@ -94,12 +95,14 @@ class Command(BaseCommand):
                     return
                 time.sleep(0.5)
 
-    def _summary(self, batch: UploadBatch) -> None:
+    def _summary(self, batch: UploadBatch, *, unchanged: int) -> None:
         documents = batch.documents.all()
         indexed = documents.filter(status=Document.Status.INDEXED)
         failed = documents.filter(status=Document.Status.FAILED)
         chunks = sum(d.chunk_count for d in indexed)
         self.stdout.write(self.style.SUCCESS(f"{indexed.count()} document(s) indexed ({chunks} passages)."))
+        if unchanged:
+            self.stdout.write(f"{unchanged} file(s) unchanged since their last upload; skipped.")
         for document in failed:
             self.stderr.write(f"FAILED {document.source_path}: {document.error}")
         if failed:
