@@ -47,6 +47,7 @@ class ScoredPoint:
     point_id: str
     score: float
     payload: dict
+    dense: Sequence[float] | None = None
 
 
 def is_embedded() -> bool:
@@ -194,11 +195,15 @@ def points_search(
     collection_ids: Sequence[int],
     limit: int,
     prefetch_limit: int = 50,
+    with_dense: bool = False,
 ) -> list[ScoredPoint]:
     """Hybrid search: dense and sparse candidates fused by reciprocal rank, filtered to readable collections.
 
     With only one of the two vectors, that one ranks alone (the evaluate command measures each side this way).
+    `with_dense` returns each hit's dense vector: fused scores are ranks, so callers that need a similarity (a score
+    floor) compute it from the vector.
     """
+    vectors = [DENSE] if with_dense else False
     if not collection_ids:
         return []
     query_filter = collections_filter(collection_ids)
@@ -213,15 +218,24 @@ def points_search(
             query=models.FusionQuery(fusion=models.Fusion.RRF),
             limit=limit,
             with_payload=True,
+            with_vectors=vectors,
         )
     elif dense is not None:
         response = client().query_points(
-            settings.QDRANT_COLLECTION, query=list(dense), using=DENSE, query_filter=query_filter, limit=limit
+            settings.QDRANT_COLLECTION, query=list(dense), using=DENSE, query_filter=query_filter, limit=limit, with_vectors=vectors
         )
     elif has_sparse:
         response = client().query_points(
-            settings.QDRANT_COLLECTION, query=_sparse(sparse), using=SPARSE, query_filter=query_filter, limit=limit
+            settings.QDRANT_COLLECTION, query=_sparse(sparse), using=SPARSE, query_filter=query_filter, limit=limit, with_vectors=vectors
         )
     else:
         return []
-    return [ScoredPoint(point_id=str(p.id), score=float(p.score), payload=p.payload or {}) for p in response.points]
+    return [
+        ScoredPoint(
+            point_id=str(p.id),
+            score=float(p.score),
+            payload=p.payload or {},
+            dense=(p.vector or {}).get(DENSE) if with_dense and isinstance(p.vector, dict) else None,
+        )
+        for p in response.points
+    ]

@@ -156,6 +156,14 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 32)
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32)
 
+# --- Retrieval --------------------------------------------------------------------------------
+SEARCH_TOP_K = env_int("SEARCH_TOP_K", 5)  # passages handed to the model
+# Candidates each side (dense, lexical) contributes before fusion.
+SEARCH_PREFETCH = env_int("SEARCH_PREFETCH", 50)
+# Below this cosine similarity to the question a passage does not count as found.
+SEARCH_SCORE_FLOOR = env_float("SEARCH_SCORE_FLOOR", 0.2)
+SEARCH_MAX_PER_DOCUMENT = env_int("SEARCH_MAX_PER_DOCUMENT", 2)  # adjacent chunks merge and count once
+
 # --- Language model ---------------------------------------------------------------------------
 LLM_BASE_URL = env_str("LLM_BASE_URL")  # empty: the packaged Qwen2.5 GGUF through xllamacpp, started on demand
 LLM_MODEL = env_str("LLM_MODEL", "qwen2.5-coder-1.5b-instruct")
