@@ -72,3 +72,23 @@ class EmbeddedWorker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def worker_for_this_process():
+    """A context that makes sure queued documents get processed while a command waits for them.
+
+    Embedded mode with no portal running: this process hosts a worker (it can open the vector store). A running portal
+    holds the store, so its worker does the work; with a Qdrant server, the deployment's workers do.
+    """
+    from contextlib import nullcontext
+
+    from kb import vectorstore
+
+    if not vectorstore.is_embedded():
+        return nullcontext()
+    try:
+        vectorstore.client()
+    except vectorstore.VectorStoreLocked:
+        logger.info("A running portal holds the vector store; its worker processes the files.")
+        return nullcontext()
+    return EmbeddedWorker()

@@ -169,6 +169,9 @@ LLM_BASE_URL = env_str("LLM_BASE_URL")  # empty: the packaged Qwen2.5 GGUF throu
 LLM_MODEL = env_str("LLM_MODEL", "qwen2.5-coder-1.5b-instruct")
 LLM_API_KEY = env_str("LLM_API_KEY", "not-needed")
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
+# Longest prompt sent to the model (estimated tokens): passages are cut to fit. ~700 keeps the first token of the
+# packaged model on 2 CPU cores under 10 s (benchmarks/answer.py); a GPU server can take several thousand.
+PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 700)
 LOCAL_LLM_THREADS = env_int("LOCAL_LLM_THREADS", 0)  # 0: all cores
 LOCAL_LLM_CONTEXT = env_int("LOCAL_LLM_CONTEXT", 4096)
 LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 0)  # 0: a free port
@@ -176,6 +179,8 @@ LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 0)  # 0: a free port
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 1)
 # A GGUF file to serve locally instead of the packaged Qwen2.5 (which is assembled into DATA_DIR/models).
 LOCAL_LLM_MODEL_PATH = env_str("LOCAL_LLM_MODEL_PATH")
+# Longest answer the model may write, in tokens (about 14 tokens/s on 2 CPU cores with the packaged model).
+ANSWER_MAX_TOKENS = env_int("ANSWER_MAX_TOKENS", 400)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

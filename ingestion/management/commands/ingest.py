@@ -11,7 +11,7 @@ from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
 from ingestion.services import IncomingFile, documents_upload, max_upload_bytes
-from kb import vectorstore
+from ingestion.worker import worker_for_this_process
 from kb.models import Document, UploadBatch
 from kb.selectors import batch_progress
 from kb.services import collection_create
@@ -61,16 +61,7 @@ class Command(BaseCommand):
 
     def _worker_context(self, no_wait: bool):
         """Embedded mode without a running portal: this process hosts the worker until its files are done."""
-        if not vectorstore.is_embedded() or no_wait:
-            return nullcontext()
-        try:
-            vectorstore.client()
-        except vectorstore.VectorStoreLocked:
-            self.stdout.write("A running portal holds the vector store; handing the files to its worker.")
-            return nullcontext()
-        from ingestion.worker import EmbeddedWorker
-
-        return EmbeddedWorker()
+        return nullcontext() if no_wait else worker_for_this_process()
 
     def _upload(self, paths: list[Path], collection) -> tuple[UploadBatch, int]:
         entries = list(files_under(paths))

@@ -1,0 +1,119 @@
+"""`manage.py evaluate DATASET_DIR`: ingest a dataset's corpus into its own collection, then measure retrieval
+(Recall@k, MRR@10, nDCG@10, latency) for hybrid, dense-only and lexical-only search, and with --generate the answers."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+from django.core.management import BaseCommand, CommandError
+from tqdm import tqdm
+
+from chat import evaluation
+from ingestion.services import documents_upload
+from ingestion.worker import worker_for_this_process
+from kb.models import Document, UploadBatch
+from kb.selectors import SEARCH_MODES, batch_progress, passages_search
+from kb.services import collection_create
+
+FILES_PER_TRANSACTION = 200
+
+
+class Command(BaseCommand):
+    help = "Measure retrieval (and with --generate, answers) on a dataset folder (see ../shared/eval/README.md)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("dataset", type=Path)
+        parser.add_argument("--k", type=int, default=10, help="Recall@k cut-off (default 10).")
+        parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
+        parser.add_argument(
+            "--modes", default="hybrid,dense,sparse", help="Comma-separated search modes to measure (default all three)."
+        )
+        parser.add_argument("--generate", action="store_true", help="Also answer each question with the model.")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="Print one JSON object instead of tables.")
+
+    def handle(self, *args, dataset, k, limit, modes, generate, as_json, **options):
+        try:
+            data = evaluation.dataset_load(dataset)
+        except evaluation.DatasetError as error:
+            raise CommandError(str(error)) from None
+        wanted = [m.strip() for m in modes.split(",") if m.strip()]
+        if unknown := [m for m in wanted if m not in SEARCH_MODES]:
+            raise CommandError(f"Unknown mode(s) {unknown}; choose from {', '.join(SEARCH_MODES)}.")
+        if limit:
+            data = evaluation.Dataset(root=data.root, questions=data.questions[:limit])
+        with worker_for_this_process():
+            collection = self._ingest(data, quiet=as_json)
+        doc_id_of = evaluation.document_ids_of(collection)
+        reports = [self._retrieval(data, collection, doc_id_of, mode=m, k=k) for m in wanted]
+        generation = self._generate(data, collection, doc_id_of, quiet=as_json) if generate else None
+        self._print(data, reports, generation, as_json=as_json)
+
+    # --- steps ---
+
+    def _ingest(self, data: evaluation.Dataset, *, quiet: bool):
+        """The corpus goes in through the normal upload path; unchanged documents (same bytes) are not redone."""
+        collection = collection_create(name=data.collection_name)
+        batch = UploadBatch.objects.create(collection=collection, label=f"evaluate {data.name}")
+        files = data.corpus_files()
+        try:
+            while group := list(itertools.islice(files, FILES_PER_TRANSACTION)):
+                documents_upload(collection=collection, files=group, batch=batch)
+        except evaluation.DatasetError as error:
+            raise CommandError(str(error)) from None
+        self._wait(batch, quiet=quiet)
+        failed = Document.objects.filter(collection=collection, status=Document.Status.FAILED)
+        if failed.exists() and not quiet:
+            self.stderr.write(f"{failed.count()} corpus document(s) failed and are left out, e.g. {failed.first().error}")
+        return collection
+
+    def _wait(self, batch: UploadBatch, *, quiet: bool) -> None:
+        progress = batch_progress(batch=batch)
+        if progress.done:
+            return
+        with tqdm(total=progress.total, unit="doc", desc="Ingesting corpus", disable=quiet) as bar:
+            while not progress.done:
+                time.sleep(0.5)
+                progress = batch_progress(batch=batch)
+                bar.n = round(progress.fraction * progress.total, 2)
+                bar.refresh()
+
+    def _retrieval(self, data, collection, doc_id_of, *, mode: str, k: int) -> evaluation.RetrievalReport:
+        def search(query: str, count: int):
+            return passages_search(user=None, query=query, k=count, collection_ids=[collection.pk], mode=mode)
+
+        search("warm-up", 1)  # the first query loads the embedding model; keep that out of the latency figures
+        return evaluation.retrieval_evaluate(dataset=data, search=search, doc_id_of=doc_id_of, mode=mode, k=k)
+
+    def _generate(self, data, collection, doc_id_of, *, quiet: bool) -> evaluation.GenerationReport:
+        from chat.services import answer_collect
+
+        outcomes = []
+        for question in tqdm(data.questions, desc="Answering", unit="question", disable=quiet):
+            result = answer_collect(text=question.question, collection_ids=[collection.pk])
+            outcomes.append(evaluation.answer_outcome(question, result, doc_id_of=doc_id_of))
+        return evaluation.generation_report(outcomes)
+
+    # --- output ---
+
+    def _print(self, data, reports, generation, *, as_json: bool) -> None:
+        if as_json:
+            payload = {"dataset": str(data.root), "retrieval": [r.as_dict() for r in reports]}
+            if generation is not None:
+                payload["generation"] = generation.as_dict()
+            self.stdout.write(json.dumps(payload, indent=2))
+            return
+        k = reports[0].k if reports else 10
+        self.stdout.write(f"Dataset {data.root} ({len(data.questions)} questions)\n")
+        self.stdout.write(f"{'mode':<8} {'Recall@' + str(k):>10} {'MRR@10':>8} {'nDCG@10':>8} {'p50 ms':>8} {'p95 ms':>8}")
+        for r in reports:
+            self.stdout.write(
+                f"{r.mode:<8} {r.recall:>10.4f} {r.mrr:>8.4f} {r.ndcg:>8.4f} {r.latency_p50_ms:>8.1f} {r.latency_p95_ms:>8.1f}"
+            )
+        if generation is not None:
+            self.stdout.write("\nAnswers")
+            for key, value in generation.as_dict().items():
+                shown = "n/a" if value is None else value
+                self.stdout.write(f"  {key:<28} {shown}")
