@@ -181,6 +181,8 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 1)
 LOCAL_LLM_MODEL_PATH = env_str("LOCAL_LLM_MODEL_PATH")
 # Longest answer the model may write, in tokens (about 14 tokens/s on 2 CPU cores with the packaged model).
 ANSWER_MAX_TOKENS = env_int("ANSWER_MAX_TOKENS", 400)
+# `manage.py serve` starts the local model in the background at start-up instead of on the first question.
+LLM_WARM_START = env_bool("LLM_WARM_START", True)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -32,6 +32,7 @@ class Command(BaseCommand):
         worker = None
         if settings.EMBEDDED_WORKER and not no_worker:
             worker = self._start_worker()
+        self._warm_up()
         state_file = settings.DATA_DIR / PID_FILE_NAME
         state_file.write_text(json.dumps({"pid": os.getpid(), "url": f"http://{host}:{port}/"}))
         self.stdout.write(self.style.SUCCESS(f"Lantern is running at http://{host}:{port}/  (Ctrl+C to stop)"))
@@ -54,6 +55,24 @@ class Command(BaseCommand):
         worker = EmbeddedWorker()
         worker.start()
         return worker
+
+    def _warm_up(self) -> None:
+        """Load the embedding model and start the local language model in the background, so the first question
+        does not wait for them (the page works meanwhile; a question asked earlier waits for what it needs)."""
+        import threading
+
+        def load():
+            from chat import local_model
+            from ingestion import embedding
+
+            embedding.embedding_model()
+            if not settings.LLM_BASE_URL and settings.LLM_WARM_START:
+                try:
+                    self.stdout.write(f"Local language model ready at {local_model.ensure_server()}")
+                except local_model.LocalModelError as error:
+                    self.stderr.write(f"The local language model could not start: {error}")
+
+        threading.Thread(target=load, name="lantern-warm-up", daemon=True).start()
 
     def _first_admin(self) -> None:
         """On a fresh install, create `admin` with a random password and say where to find it."""
