@@ -217,6 +217,7 @@ class AnswerOutcome:
     answerable: bool
     abstained: bool
     correct: bool | None  # None: no reference answer to compare with
+    judged: bool = False  # correctness came from the model's judgement, not from containment
     cited_documents: list[str] = field(default_factory=list)
     cited_relevant: int = 0
     first_token_ms: float | None = None
@@ -228,11 +229,32 @@ def answer_contains_reference(answer: str, references: tuple[str, ...]) -> bool:
     return any(collapse(r) and collapse(r) in text for r in references)
 
 
+JUDGE_PROMPT = (
+    "You grade answers. Reply with one word: yes if the answer states the same key facts as the reference answer "
+    "(wording may differ, extra detail is fine), otherwise no."
+)
+
+
+def answer_judged_equivalent(*, question: str, answer: str, references: tuple[str, ...]) -> bool:
+    """Ask the model whether the answer agrees with a reference answer (used when the reference is not contained)."""
+    from chat import llm
+
+    for reference in references:
+        content = f"Question: {question}\nReference answer: {reference}\nAnswer to grade: {answer}\nSame key facts?"
+        verdict = llm.complete(
+            [{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": content}], max_tokens=3, temperature=0.0
+        )
+        if verdict.strip().lower().startswith("yes"):
+            return True
+    return False
+
+
 @dataclass
 class GenerationReport:
     questions: int
     answerable: int
     correct: float | None
+    correct_by_judge: int
     citation_precision: float | None
     abstention_on_unanswerable: float | None
     false_abstention: float | None
@@ -245,13 +267,14 @@ class GenerationReport:
 def generation_report(outcomes: list[AnswerOutcome]) -> GenerationReport:
     answerable = [o for o in outcomes if o.answerable]
     unanswerable = [o for o in outcomes if not o.answerable]
-    judged = [o for o in answerable if o.correct is not None]
+    graded = [o for o in answerable if o.correct is not None]
     cited = sum(len(o.cited_documents) for o in answerable)
     first_tokens = [o.first_token_ms for o in outcomes if o.first_token_ms is not None]
     return GenerationReport(
         questions=len(outcomes),
         answerable=len(answerable),
-        correct=_share(sum(bool(o.correct) for o in judged), len(judged)),
+        correct=_share(sum(bool(o.correct) for o in graded), len(graded)),
+        correct_by_judge=sum(o.judged for o in graded),
         citation_precision=_share(sum(o.cited_relevant for o in answerable), cited),
         abstention_on_unanswerable=_share(sum(o.abstained for o in unanswerable), len(unanswerable)),
         false_abstention=_share(sum(o.abstained for o in answerable), len(answerable)),
@@ -263,21 +286,25 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def answer_outcome(question: Question, result, *, doc_id_of: dict[int, str]) -> AnswerOutcome:
-    """Score one generated answer (a chat.services.AnswerResult) against the question's references."""
+def answer_outcome(question: Question, result, *, doc_id_of: dict[int, str], judge: bool = True) -> AnswerOutcome:
+    """Score one generated answer (a chat.services.AnswerResult) against the question's references: correct when a
+    reference is contained in the answer or, failing that and with `judge`, when the model judges them equivalent."""
     by_number = {p["n"]: p for p in result.passages}
     cited_numbers = sorted({c["n"] for c in result.citations if c["n"] in by_number})
     cited_documents = [doc_id_of.get(by_number[n]["document_id"], "") for n in cited_numbers]
     references = tuple(a for a in question.answers if a != NOT_IN_CORPUS)
     abstained = not result.answered
-    correct = None
+    correct, judged = None, False
     if question.answerable and references:
         correct = not abstained and answer_contains_reference(result.text, references)
+        if not correct and not abstained and judge and not result.error:
+            correct = judged = answer_judged_equivalent(question=question.question, answer=result.text, references=references)
     return AnswerOutcome(
         question_id=question.id,
         answerable=question.answerable,
         abstained=abstained,
         correct=correct,
+        judged=judged,
         cited_documents=cited_documents,
         cited_relevant=sum(d in question.doc_ids for d in cited_documents),
         first_token_ms=result.first_token_ms,

@@ -147,3 +147,17 @@ def test_a_corpus_folder_uses_file_paths_as_document_ids(tmp_path, capsys):
     call_command("evaluate", str(root), "--json", "--modes", "hybrid")
 
     assert json.loads(capsys.readouterr().out)["retrieval"][0]["recall"] == 1.0
+
+
+def test_an_answer_in_other_words_is_graded_by_the_model_as_judge(settings):
+    with FakeLLM(replies=["Yes", "No"]) as fake:
+        settings.LLM_BASE_URL = fake.base_url
+        agree = evaluation.answer_judged_equivalent(
+            question="How many hours carry over?", answer="At most 240 of them [1].", references=("240 hours",)
+        )
+        disagree = evaluation.answer_judged_equivalent(
+            question="How many hours carry over?", answer="None do [1].", references=("240 hours",)
+        )
+
+    assert (agree, disagree) == (True, False)
+    assert "Reference answer: 240 hours" in fake.messages[0][-1]["content"]
