@@ -7,8 +7,8 @@ from kb.views import healthz
 
 
 def home(request):
-    if request.user.is_authenticated and request.user.is_staff:
-        return redirect("kb:documents")
+    if request.user.is_authenticated:
+        return redirect("kb:documents" if request.user.is_staff else "chat:page")
     return redirect("login")
 
 
@@ -20,4 +20,5 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("kb.urls")),
     path("", include("ingestion.urls")),
+    path("", include("chat.urls")),
 ]
