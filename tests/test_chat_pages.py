@@ -387,3 +387,12 @@ def test_passages_and_files_of_a_collection_the_user_may_not_read_are_not_found(
     monkeypatch.setattr(selectors, "collections_readable", lambda *, user: [])
     assert signed_in.get(reverse("kb:passage", args=[chunk.pk])).status_code == 404
     assert signed_in.get(reverse("kb:document_file", args=[handbook[0].pk])).status_code == 404
+
+
+def test_a_merged_passage_is_highlighted_through_its_last_chunk(signed_in, collection):
+    text = " ".join(f"Clause {i}: the supplier delivers batch {i} within {i + 2} working days." for i in range(60))
+    (document,) = upload_and_process(collection, ("contract.txt", text.encode()))
+    first_chunk, second_chunk = document.chunks.order_by("ordinal")[:2]
+    html = signed_in.get(reverse("kb:passage", args=[first_chunk.pk]) + f"?end={second_chunk.pk}").content.decode()
+    highlighted = re.search(r"<mark id=\"passage\">(.*?)</mark>", html, re.S).group(1)
+    assert highlighted.startswith(first_chunk.text[:40]) and highlighted.endswith(second_chunk.text[-40:])
