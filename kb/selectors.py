@@ -103,7 +103,9 @@ class Passage:
 
     @property
     def url(self) -> str:
-        return reverse("kb:passage", args=[self.chunk_id])
+        """The passage page, highlighting through the last chunk when neighbours were merged."""
+        url = reverse("kb:passage", args=[self.chunk_id])
+        return f"{url}?end={self.chunk_ids[-1]}" if len(self.chunk_ids) > 1 else url
 
     def as_dict(self) -> dict:
         return {

@@ -54,7 +54,7 @@ def test_sources_come_before_the_first_token_and_the_answer_is_recorded(handbook
     assert types[:2] == ["start", "sources"] and types[-2:] == ["citations", "done"]
     assert types.index("sources") < types.index("token")
     passages = events[1].data["passages"]
-    assert passages[0]["title"] == "Leave policy" and passages[0]["url"] == f"/passages/{passages[0]['chunk_id']}/"
+    assert passages[0]["title"] == "Leave policy" and passages[0]["url"].startswith(f"/passages/{passages[0]['chunk_id']}/")
     answer = Message.objects.get(pk=events[0].data["message_id"])
     assert answer.text == "You can carry over 240 hours [1]."
     assert answer.status == Message.Status.COMPLETE and answer.answered
