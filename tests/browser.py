@@ -3,7 +3,8 @@ driven by Playwright. A test module opts in with `pytest_plugins = ["tests.brows
 that attaches evidence to failures.
 
     live_portal      `manage.py serve` on a free port, with its own data dir and LLM_BASE_URL = fake_llm (module scope)
-    fake_llm         the FakeLLM the portal talks to; script answers with `fake_llm.add_replies(...)` (module scope)
+    fake_llm         the FakeLLM the portal talks to; script answers with `fake_llm.add_replies(...)`, and hold them
+                     before their first token with `fake_llm.holding_first_token()` (module scope)
     browser          chromium at /usr/bin/chromium, headless (module scope)
     page             a fresh browser context (no cookies) on the portal; `page.goto("/upload/")` works
     signed_in_page   `page` after signing in as the portal's first administrator through the sign-in form
@@ -33,6 +34,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -175,9 +177,33 @@ def running_portal(*, data_dir: Path, llm_base_url: str) -> Iterator[LivePortal]
             _stop(process)
 
 
+class GatedFakeLLM(FakeLLM):
+    """A FakeLLM whose answers can be held before their first token, so a test can look at the page in between
+    (sources shown, answer not begun) without racing a clock: on a busy machine a fixed delay is not a window."""
+
+    HOLD_AT_MOST_SECONDS = 60.0  # a test that fails while holding must not leave a server thread stuck for good
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._released = threading.Event()
+        self._released.set()
+
+    @contextmanager
+    def holding_first_token(self) -> Iterator[None]:
+        self._released.clear()
+        try:
+            yield
+        finally:
+            self._released.set()
+
+    def _wait_first_token(self) -> None:  # FakeLLM's hook, called after the role chunk and before the first delta
+        super()._wait_first_token()
+        self._released.wait(self.HOLD_AT_MOST_SECONDS)
+
+
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
+def fake_llm() -> Iterator[GatedFakeLLM]:
+    with GatedFakeLLM() as fake:
         yield fake
 
 

@@ -42,17 +42,22 @@ _DESCRIBE_FOCUS = """() => {
 }"""
 
 
-def test_uploading_a_file_in_the_browser_shows_it_indexed(signed_in_page: Page):
-    page = signed_in_page
+def upload_through_the_page(page: Page, *, collection: str, file: dict) -> None:
+    """Upload one file into a new collection with the upload page, and arrive on the documents page."""
     page.goto("/upload/")
-    page.get_by_label("or create a new collection").fill("Travel")
+    page.get_by_label("or create a new collection").fill(collection)
     with page.expect_file_chooser() as chooser:
         page.get_by_role("button", name="Choose File", exact=True).click()
-    chooser.value.set_files(markdown_file("travel.md", "Travel", "Flights under six hours are booked in economy class."))
-    expect(page.get_by_role("listitem").filter(has_text="travel.md")).to_be_visible()
+    chooser.value.set_files(file)
+    expect(page.get_by_role("listitem").filter(has_text=file["name"])).to_be_visible()
     page.get_by_role("button", name="Upload 1 file(s)").click()
-
     expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
+
+
+def test_uploading_a_file_in_the_browser_shows_it_indexed(signed_in_page: Page):
+    page = signed_in_page
+    upload_through_the_page(page, collection="Travel", file=markdown_file("travel.md", "Travel", "Flights under six hours are booked in economy class."))
+
     expect(document_row(page, "travel.md").get_by_text("Indexed", exact=True)).to_be_visible(timeout=INDEXED_WITHIN_MS)
     progress = page.get_by_role("progressbar")
     expect(progress).to_have_attribute("aria-valuenow", "100")
@@ -73,3 +78,33 @@ def test_the_upload_page_can_be_used_with_the_keyboard_alone(signed_in_page: Pag
 
     expect(page.get_by_role("heading", name="Documents", level=1)).to_be_visible()
     expect(document_row(page, "expenses.md").get_by_text("Indexed", exact=True)).to_be_visible(timeout=INDEXED_WITHIN_MS)
+
+
+def test_asking_a_question_streams_a_cited_answer_and_the_citation_opens_the_passage(signed_in_page: Page, fake_llm):
+    page = signed_in_page
+    policy = "Employees receive sixteen weeks of paid parental leave, to be taken within the first year."
+    upload_through_the_page(page, collection="People", file=markdown_file("parental-leave.md", "Parental leave", policy))
+    expect(document_row(page, "parental-leave.md").get_by_text("Indexed", exact=True)).to_be_visible(timeout=INDEXED_WITHIN_MS)
+    fake_llm.add_replies("Employees receive sixteen weeks of paid parental leave [1].")
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Chat").click()
+    question = "How many weeks of parental leave do employees get?"
+    page.get_by_label("Ask a question").fill(question)
+    turn = page.get_by_role("article").filter(has_text=question)
+    with fake_llm.holding_first_token():  # the sources must show while the model has not yet said a word
+        page.get_by_role("button", name="Ask").click()
+        expect(turn.get_by_role("heading", name="Sources")).to_be_visible()
+        expect(turn.get_by_role("link", name=re.compile("parental leave", re.IGNORECASE))).to_be_visible()
+        expect(turn.get_by_text("Writing…")).to_be_visible()
+    citation = turn.get_by_role("link", name="[1]")
+    expect(citation).to_be_visible()
+    expect(turn).to_contain_text("Employees receive sixteen weeks of paid parental leave")
+    expect(citation).to_have_accessible_description(re.compile(r"^Source 1: parental leave", re.IGNORECASE))  # verified
+
+    citation.click()
+    expect(page).to_have_url(re.compile(r"/passages/\d+/"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("parental leave", re.IGNORECASE))
+    # <mark> is HTML's "highlighted" element; the page scrolls to it (#passage).
+    highlighted = page.get_by_role("region", name="The passage in its context").locator("mark")
+    expect(highlighted).to_contain_text(policy)
+    expect(highlighted).to_be_in_viewport()
