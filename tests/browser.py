@@ -93,7 +93,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _services_database() -> Iterator[dict[str, str]]:
+def _services_for_portal() -> Iterator[dict[str, str]]:
     """In the services pass: a fresh PostgreSQL database next to the test one, plus the Redis broker; else nothing."""
     database_url, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://")):
@@ -159,7 +159,7 @@ def _stop(process: subprocess.Popen) -> None:
 @contextmanager
 def running_portal(*, data_dir: Path, llm_base_url: str) -> Iterator[LivePortal]:
     """`manage.py serve` in its own process, answering on a free port, until the block ends."""
-    with _services_database() as services:
+    with _services_for_portal() as services:
         port = _free_port()
         log_path = data_dir / "portal.log"
         with log_path.open("wb") as log:
