@@ -30,15 +30,52 @@ class _Controller(celery_worker.WorkController):
 
 
 class EmbeddedWorker:
+    """The worker as a supervised thread: if Celery gives up on an unrecoverable error, a new worker takes over
+    (and its start-up recovery requeues what the old one was doing), so uploads never wait for a restart."""
+
+    RESTART_DELAY_SECONDS = 2.0
+
     def __init__(self, *, concurrency: int | None = None):
         self.concurrency = concurrency or settings.WORKER_CONCURRENCY
         self._controller: _Controller | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._first_ready = threading.Event()
+        self.restarts = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self, *, timeout: float = 60.0) -> None:
         app.finalize()
         app.set_current()
-        self._controller = _Controller(
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._supervise, name="lantern-worker", daemon=True)
+        self._thread.start()
+        if not self._first_ready.wait(timeout):
+            raise RuntimeError(f"The ingestion worker did not start within {timeout:.0f}s")
+        logger.info("Ingestion worker running in this process (%d thread(s))", self.concurrency)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self._controller = self._new_controller()
+            ready_relay = threading.Thread(target=self._relay_ready, args=(self._controller,), daemon=True)
+            ready_relay.start()
+            self._controller.start()  # returns when stopped, or after Celery logged an unrecoverable error
+            if self._stopping.is_set():
+                return
+            self.restarts += 1
+            logger.error("The ingestion worker stopped unexpectedly; starting a new one (restart %d)", self.restarts)
+            self._stopping.wait(self.RESTART_DELAY_SECONDS)
+
+    def _relay_ready(self, controller: _Controller) -> None:
+        if controller.ready.wait(120):
+            self._first_ready.set()
+
+    def _new_controller(self) -> _Controller:
+        state.should_terminate = None
+        return _Controller(
             app=app,
             hostname=f"embedded-{os.getpid()}@{socket.gethostname()}",
             pool="threads",
@@ -50,15 +87,11 @@ class EmbeddedWorker:
             without_gossip=True,
             ready_callback=None,
         )
-        self._thread = threading.Thread(target=self._controller.start, name="lantern-worker", daemon=True)
-        self._thread.start()
-        if not self._controller.ready.wait(timeout):
-            raise RuntimeError(f"The ingestion worker did not start within {timeout:.0f}s")
-        logger.info("Ingestion worker running in this process (%d thread(s))", self.concurrency)
 
     def stop(self, *, timeout: float = 60.0) -> None:
         if self._thread is None:
             return
+        self._stopping.set()
         state.should_terminate = 0  # the worker's own loop checks this flag and shuts down cleanly
         self._thread.join(timeout)
         state.should_terminate = None

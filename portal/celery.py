@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from portal import broker  # noqa: F401  (registers the embedded broker's transport with kombu)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("lantern")

@@ -169,9 +169,10 @@ LLM_BASE_URL = env_str("LLM_BASE_URL")  # empty: the packaged Qwen2.5 GGUF throu
 LLM_MODEL = env_str("LLM_MODEL", "qwen2.5-coder-1.5b-instruct")
 LLM_API_KEY = env_str("LLM_API_KEY", "not-needed")
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
-# Longest prompt sent to the model (estimated tokens): passages are cut to fit. ~700 keeps the first token of the
-# packaged model on 2 CPU cores under 10 s (benchmarks/answer.py); a GPU server can take several thousand.
-PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 700)
+# Longest answer prompt (estimated tokens, ~300 of them fixed instructions the server caches); passages are cut to
+# fit. 1000 holds two full chunks and keeps the packaged model's first token on 2 CPU cores near 10 s
+# (benchmarks/answer.py); a GPU server can take several thousand.
+PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 1000)
 LOCAL_LLM_THREADS = env_int("LOCAL_LLM_THREADS", 0)  # 0: all cores
 LOCAL_LLM_CONTEXT = env_int("LOCAL_LLM_CONTEXT", 4096)
 LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 0)  # 0: a free port
@@ -186,8 +187,9 @@ LLM_WARM_START = env_bool("LLM_WARM_START", True)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-# Embedded: kombu's filesystem transport in the data dir carries tasks between local processes.
-CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# Embedded: kombu's filesystem transport (with atomic writes, portal/broker.py) in the data dir carries tasks
+# between local processes.
+CELERY_BROKER_URL = REDIS_URL or "lantern-filesystem://"
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600)}

@@ -91,6 +91,18 @@ def test_the_embedded_worker_processes_uploads_inside_the_portal_process(collect
     assert point_ids(done) == chunk_point_ids(done)
 
 
+@pytest.mark.skipif(bool(settings.REDIS_URL), reason="the filesystem broker is the embedded mode's; Redis has no message files")
+def test_a_broken_message_file_does_not_stop_the_embedded_worker_for_good(collection):
+    queue_folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    with EmbeddedWorker() as worker:
+        # What kombu's own writer could leave for a reader: an empty message file. Celery gives up on it.
+        (queue_folder / f"1_broken.{settings.CELERY_TASK_DEFAULT_QUEUE}.msg").write_bytes(b"")
+        wait_for(lambda: worker.restarts >= 1, timeout=60, message="the worker to be replaced")
+        [document] = upload(collection, ("travel.txt", b"Book travel at least 14 days ahead.")).queued
+        wait_for(lambda: status_of(document).status == Document.Status.INDEXED, timeout=120, message="indexed")
+    assert worker.alive is False
+
+
 def test_manage_py_ingest_processes_a_folder_and_reports_failures(collection, tmp_path, capsys):
     (tmp_path / "hr").mkdir()
     (tmp_path / "hr" / "leave.md").write_bytes(markdown("Leave", ("Carry over", "Up to 240 hours carry over.")))
