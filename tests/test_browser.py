@@ -47,7 +47,7 @@ def upload_through_the_page(page: Page, *, collection: str, file: dict) -> None:
     page.goto("/upload/")
     page.get_by_label("or create a new collection").fill(collection)
     with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Choose File", exact=True).click()
+        page.get_by_label("Files to upload").click()
     chooser.value.set_files(file)
     expect(page.get_by_role("listitem").filter(has_text=file["name"])).to_be_visible()
     page.get_by_role("button", name="Upload 1 file(s)").click()

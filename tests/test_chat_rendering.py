@@ -31,7 +31,7 @@ def upload(page: Page, *, collection: str, name: str, text: str) -> None:
     page.goto("/upload/")
     page.get_by_label("or create a new collection").fill(collection)
     with page.expect_file_chooser() as chooser:
-        page.get_by_role("button", name="Choose File", exact=True).click()
+        page.get_by_label("Files to upload").click()
     chooser.value.set_files({"name": name, "mimeType": "text/markdown", "buffer": text.encode()})
     page.get_by_role("button", name="Upload 1 file(s)").click()
     row = page.get_by_role("row").filter(has_text=name)
