@@ -15,7 +15,7 @@ from chat import evaluation
 from ingestion.services import documents_upload
 from ingestion.worker import worker_for_this_process
 from kb.models import Document, UploadBatch
-from kb.selectors import SEARCH_MODES, batch_progress, passages_search
+from kb.selectors import SEARCH_MODES, passages_search
 from kb.services import collection_create
 
 FILES_PER_TRANSACTION = 200
@@ -63,22 +63,24 @@ class Command(BaseCommand):
                 documents_upload(collection=collection, files=group, batch=batch)
         except evaluation.DatasetError as error:
             raise CommandError(str(error)) from None
-        self._wait(batch, quiet=quiet)
+        self._wait(collection, quiet=quiet)
         failed = Document.objects.filter(collection=collection, status=Document.Status.FAILED)
         if failed.exists() and not quiet:
             self.stderr.write(f"{failed.count()} corpus document(s) failed and are left out, e.g. {failed.first().error}")
         return collection
 
-    def _wait(self, batch: UploadBatch, *, quiet: bool) -> None:
-        progress = batch_progress(batch=batch)
-        if progress.done:
-            return
-        with tqdm(total=progress.total, unit="doc", desc="Ingesting corpus", disable=quiet) as bar:
-            while not progress.done:
-                time.sleep(0.5)
-                progress = batch_progress(batch=batch)
-                bar.n = round(progress.fraction * progress.total, 2)
+    def _wait(self, collection, *, quiet: bool) -> None:
+        """Until every document of the collection is done, including ones an interrupted earlier run left queued."""
+        documents = Document.objects.filter(collection=collection)
+        pending = documents.filter(status__in=Document.PENDING_STATUSES)
+        total = documents.count()
+        with tqdm(total=total, unit="doc", desc="Ingesting corpus", disable=quiet or not pending.exists()) as bar:
+            while pending.exists():
+                bar.n = total - pending.count()
                 bar.refresh()
+                time.sleep(0.5)
+            bar.n = total
+            bar.refresh()
 
     def _retrieval(self, data, collection, doc_id_of, *, mode: str, k: int) -> evaluation.RetrievalReport:
         def search(query: str, count: int):
