@@ -89,7 +89,8 @@ def build_messages(*, question: str, passages: Sequence[Passage], history: Seque
     budget = settings.PROMPT_TOKEN_BUDGET
     question = _cut_to_tokens(question.strip(), int(budget * QUESTION_SHARE))
     prefix = prefix_messages()
-    fixed = sum(_message_tokens(m["content"]) for m in prefix) + _message_tokens(_user_content("", question)) + TOKENS_FOR_REPLY
+    fixed = sum(_message_tokens(m["content"]) for m in prefix) + _message_tokens(_user_content("", question))
+    fixed += TOKENS_FOR_REPLY
     turns = _history_messages(history, budget=min(int(budget * HISTORY_SHARE), max(0, budget - fixed)))
     used = fixed + sum(_message_tokens(m["content"]) for m in turns)
     included = _fit_passages(passages, budget=budget - used)

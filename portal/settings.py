@@ -170,9 +170,9 @@ LLM_MODEL = env_str("LLM_MODEL", "qwen2.5-coder-1.5b-instruct")
 LLM_API_KEY = env_str("LLM_API_KEY", "not-needed")
 LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 # Longest answer prompt (estimated tokens, ~300 of them fixed instructions the server caches); passages are cut to
-# fit. 1000 holds two full chunks and keeps the packaged model's first token on 2 CPU cores near 10 s
-# (benchmarks/answer.py); a GPU server can take several thousand.
-PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 1000)
+# fit. 900 holds three typical chunks and leaves the packaged model ~480 tokens to read per question, under 10 s at
+# the ~50 tokens/s of 2 idle CPU cores (benchmarks/answer.py); a GPU server can take several thousand.
+PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 900)
 LOCAL_LLM_THREADS = env_int("LOCAL_LLM_THREADS", 0)  # 0: all cores
 LOCAL_LLM_CONTEXT = env_int("LOCAL_LLM_CONTEXT", 4096)
 LOCAL_LLM_PORT = env_int("LOCAL_LLM_PORT", 0)  # 0: a free port
