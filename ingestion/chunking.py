@@ -8,6 +8,7 @@ heading path included), so nothing is silently truncated at embedding time.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -35,6 +36,29 @@ class Unit:
     heading_path: tuple[str, ...]
     kind: str
     table_header: str = ""  # repeated above the rows when a table is split over chunks
+
+
+@dataclass(frozen=True)
+class BlockTokens:
+    """Where a block's word pieces fall in the document text, so a sentence or row of it is counted, not re-tokenized."""
+
+    starts: list[int]
+    ends: list[int]
+
+    @classmethod
+    def of(cls, encoding, offset: int) -> BlockTokens:
+        return cls([offset + s for s, _ in encoding.offsets], [offset + e for _, e in encoding.offsets])
+
+    def count(self, start: int, end: int) -> int | None:
+        """Word pieces inside [start, end); None when a piece straddles an edge (that span must be tokenized alone).
+
+        Word pieces never cross whitespace, and sentences and rows are cut at whitespace, so this equals what the
+        tokenizer gives for the span on its own.
+        """
+        first, last = bisect_left(self.starts, start), bisect_left(self.starts, end)
+        if (first > 0 and self.ends[first - 1] > start) or (last > first and self.ends[last - 1] > end):
+            return None
+        return last - first
 
 
 @dataclass
@@ -81,16 +105,19 @@ class Chunker:
         return self.max_tokens - self.prefix(heading_path)[1]
 
     # -- units -------------------------------------------------------------------------------------
-    def units_of(self, index: int, block: Block, span: tuple[int, int], text: str) -> list[Unit]:
+    def units_of(self, index: int, block: Block, span: tuple[int, int], text: str, encoding=None) -> list[Unit]:
+        """The block's sentences (or table rows), each short enough for a chunk; `encoding`: the block's tokens."""
         start, end = span
-        whole = Unit(start, end, embedding.count_tokens(text[start:end]), index, block.page, block.heading_path, block.kind)
+        encoding = encoding or embedding.tokenizer().encode(text[start:end], add_special_tokens=False)
+        tokens = BlockTokens.of(encoding, start)
+        whole = Unit(start, end, len(encoding.ids), index, block.page, block.heading_path, block.kind)
         if block.kind == "table":
-            return self._table_rows(whole, text)
+            return self._table_rows(whole, text, tokens)
         if whole.tokens <= self.overlap_tokens or block.kind == "heading":
             return [whole]
-        return [piece for sentence in self._sentences(whole, text) for piece in self._fit(sentence, text)]
+        return [piece for sentence in self._sentences(whole, text, tokens) for piece in self._fit(sentence, text)]
 
-    def _sentences(self, unit: Unit, text: str) -> list[Unit]:
+    def _sentences(self, unit: Unit, text: str, tokens: BlockTokens) -> list[Unit]:
         pieces, cursor = [], unit.start
         for match in _SENTENCE_END.finditer(text, unit.start, unit.end):
             if match.start() > cursor:
@@ -98,16 +125,16 @@ class Chunker:
             cursor = match.end()
         if cursor < unit.end:
             pieces.append((cursor, unit.end))
-        return [self._sub_unit(unit, s, e, text) for s, e in pieces]
+        return [self._sub_unit(unit, s, e, text, tokens) for s, e in pieces]
 
-    def _table_rows(self, unit: Unit, text: str) -> list[Unit]:
+    def _table_rows(self, unit: Unit, text: str, tokens: BlockTokens) -> list[Unit]:
         if unit.tokens <= self.budget(unit.heading_path):
             return [unit]
         lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text[unit.start : unit.end])]
         lines = [(unit.start + s, unit.start + e) for s, e in lines]
         header_lines = 2 if len(lines) > 1 and set(text[lines[1][0] : lines[1][1]]) <= set("|-: ") else 1
         header = "\n".join(text[s:e] for s, e in lines[:header_lines])
-        rows = [self._sub_unit(unit, s, e, text) for s, e in lines]
+        rows = [self._sub_unit(unit, s, e, text, tokens) for s, e in lines]
         for row in rows[header_lines:]:
             row.table_header = header
         return [piece for row in rows for piece in self._fit(row, text)]
@@ -125,16 +152,18 @@ class Chunker:
         return pieces
 
     @staticmethod
-    def _sub_unit(parent: Unit, start: int, end: int, text: str) -> Unit:
-        return Unit(
-            start, end, embedding.count_tokens(text[start:end]), parent.block, parent.page, parent.heading_path,
-            parent.kind, parent.table_header,
-        )
+    def _sub_unit(parent: Unit, start: int, end: int, text: str, tokens: BlockTokens | None = None) -> Unit:
+        count = tokens.count(start, end) if tokens else None
+        if count is None:  # a piece cut inside a word tokenizes differently on its own
+            count = embedding.count_tokens(text[start:end])
+        return Unit(start, end, count, parent.block, parent.page, parent.heading_path, parent.kind, parent.table_header)
 
     # -- packing -------------------------------------------------------------------------------------
     def chunk(self, parsed: ParsedDocument) -> ChunkedDocument:
         text, spans = extracted_text(parsed.blocks)
-        groups = [self.units_of(i, b, spans[i], text) for i, b in enumerate(parsed.blocks)]
+        # One batched call tokenizes every block (in parallel, in Rust); sentences are then counted from its offsets.
+        encodings = embedding.tokenizer().encode_batch([text[s:e] for s, e in spans], add_special_tokens=False)
+        groups = [self.units_of(i, b, spans[i], text, encodings[i]) for i, b in enumerate(parsed.blocks)]
         chunks: list[list[Unit]] = []
         current: list[Unit] = []
         for block, units in zip(parsed.blocks, groups):
@@ -159,7 +188,10 @@ class Chunker:
                 current.append(unit)
         if current:
             chunks.append(current)
-        drafts = [self._draft(i, units, text) for i, units in enumerate(c for c in chunks if self._content(c))]
+        kept = [c for c in chunks if self._content(c)]
+        bodies = [self._body(units, text) for units in kept]
+        counts = [len(e.ids) for e in embedding.tokenizer().encode_batch([b for _, _, b in bodies], add_special_tokens=False)]
+        drafts = [self._draft(i, units, body, count) for i, (units, body, count) in enumerate(zip(kept, bodies, counts))]
         return ChunkedDocument(text=text, drafts=drafts)
 
     @staticmethod
@@ -189,14 +221,19 @@ class Chunker:
             carried.pop(0)
         return carried
 
-    def _draft(self, ordinal: int, units: list[Unit], text: str) -> ChunkDraft:
-        content = self._content(units)
+    def _body(self, units: list[Unit], text: str) -> tuple[int, int, str]:
+        """The chunk's span in the extracted text and its text (a split table's header repeated on top)."""
         start, end = units[0].start, units[-1].end
         if units[0].kind == "heading":
-            start = content[0].start
+            start = self._content(units)[0].start
         body = text[start:end]
         if units[0].table_header and not body.startswith(units[0].table_header):
             body = units[0].table_header + "\n" + body
+        return start, end, body
+
+    def _draft(self, ordinal: int, units: list[Unit], body: tuple[int, int, str], token_count: int) -> ChunkDraft:
+        content = self._content(units)
+        start, end, body = body
         path = content[0].heading_path
         pages = [u.page for u in units if u.page is not None]
         return ChunkDraft(
@@ -208,7 +245,7 @@ class Chunker:
             page_end=max(pages) if pages else None,
             char_start=start,
             char_end=end,
-            token_count=embedding.count_tokens(body),
+            token_count=token_count,
         )
 
 

@@ -153,7 +153,8 @@ def document_index(p: Prepared, *, token: str) -> None:
         Document.objects.filter(pk=document.pk).update(
             indexed_version=p.version, extracted_text=p.text, chunk_count=len(p.drafts), heartbeat_at=timezone.now()
         )
-    vectorstore.points_delete(document_id=document.pk, keep_version=p.version)
+    if p.version > 1:  # a first version has no other version's points; local mode scans every point to delete
+        vectorstore.points_delete(document_id=document.pk, keep_version=p.version)
     Document.objects.filter(pk=document.pk, claim_token=token).update(
         status=Status.INDEXED, progress=1.0, claim_token="", indexed_at=timezone.now()
     )
