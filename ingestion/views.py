@@ -10,7 +10,7 @@ from kb.services import collection_create
 from .services import IncomingFile, documents_upload, max_upload_bytes
 
 
-def _incoming(uploaded) -> IncomingFile:
+def incoming_file(uploaded) -> IncomingFile:
     # The browser sends folder uploads with their relative path as the file name.
     name = uploaded.name
     if uploaded.size > max_upload_bytes():
@@ -37,7 +37,7 @@ def upload_page(request):
         messages.error(request, error)
         return render(request, "ingestion/upload.html", {"collections": collections, "max_mb": max_upload_bytes() // 2**20}, status=400)
     result = documents_upload(
-        collection=collection, files=[_incoming(f) for f in files], user=request.user, label=f"{len(files)} file(s) by {request.user}"
+        collection=collection, files=[incoming_file(f) for f in files], user=request.user, label=f"{len(files)} file(s) by {request.user}"
     )
     url = reverse("kb:documents") + f"?batch={result.batch.pk}"
     summary = f"{len(result.queued)} queued, {len(result.unchanged)} unchanged, {len(result.rejected)} refused."

@@ -1,11 +1,19 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from ingestion.services import document_retry
+from ingestion.services import UploadResult, document_retry, documents_upload, max_upload_bytes
+from ingestion.views import incoming_file
 
 from . import services
 from .models import Chunk, Collection, Document
+
+# An upload's message names at most this many refused files; the documents page lists them all.
+REFUSALS_IN_MESSAGE = 5
 
 
 @admin.register(Collection)
@@ -29,6 +37,53 @@ class CollectionAdmin(admin.ModelAdmin):
             services.collection_delete(collection=collection)
 
 
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one input; empty files pass, so the pipeline can refuse them with its own reason."""
+
+    def __init__(self, **kwargs):
+        super().__init__(widget=MultipleFileInput(), allow_empty_file=True, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
+        if not files:
+            raise forms.ValidationError("Choose at least one file.", code="required")
+        single = super().clean
+        return [single(f, initial) for f in files]
+
+
+class DocumentUploadForm(forms.Form):
+    collection = forms.ModelChoiceField(Collection.objects.all(), required=False, label="Add to collection")
+    new_collection = forms.CharField(
+        max_length=200, required=False, label="Or a new collection", help_text="Creates the collection (or reuses one of that name)."
+    )
+    files = MultipleFileField(label="Files")
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("collection") and not data.get("new_collection", "").strip():
+            raise forms.ValidationError("Choose a collection or name a new one.")
+        return data
+
+
+def upload_summary(result: UploadResult) -> str:
+    """'12 files queued, 1 refused: x.zip ...' with each refusal's reason, as the admin message."""
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = [f"{files(len(result.queued))} queued"]
+    if result.unchanged:
+        parts.append(f"{len(result.unchanged)} unchanged (same content already uploaded)")
+    if result.rejected:
+        reasons = " ".join(d.error for d in result.rejected[:REFUSALS_IN_MESSAGE])
+        more = len(result.rejected) - REFUSALS_IN_MESSAGE
+        parts.append(f"{len(result.rejected)} refused: {reasons}" + (f" And {more} more." if more > 0 else ""))
+    return ", ".join(parts)
+
+
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     list_display = ("title", "collection", "kind", "status", "progress_percent", "version", "chunk_count", "updated_at")
@@ -43,7 +98,40 @@ class DocumentAdmin(admin.ModelAdmin):
     change_list_template = "admin/kb/document/change_list.html"
 
     def has_add_permission(self, request):
-        return False  # documents come in through the upload page, which this admin links to
+        return False  # documents come in through the upload form below (or the upload page), never as bare rows
+
+    def get_urls(self):
+        upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="kb_document_upload")
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request):
+        """Files into a collection through `documents_upload`, then on to the batch's live progress.
+
+        Open to staff, like the upload page it mirrors.
+        """
+        form = DocumentUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            result = self._upload(request, form.cleaned_data)
+            self.message_user(request, upload_summary(result), messages.WARNING if result.rejected else messages.SUCCESS)
+            return redirect(reverse("kb:documents") + f"?batch={result.batch.pk}")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Upload documents",
+            "opts": self.opts,
+            "form": form,
+            "max_mb": max_upload_bytes() // 2**20,
+        }
+        return TemplateResponse(request, "admin/kb/document/upload.html", context, status=400 if form.errors else 200)
+
+    @staticmethod
+    def _upload(request, data: dict) -> UploadResult:
+        name = data["new_collection"].strip()
+        collection = services.collection_create(name=name) if name else data["collection"]
+        files = data["files"]
+        return documents_upload(
+            collection=collection, files=[incoming_file(f) for f in files], user=request.user,
+            label=f"{len(files)} file(s) by {request.user} in the admin",
+        )
 
     @admin.display(description="Progress")
     def progress_percent(self, obj):
