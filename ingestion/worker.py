@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 
+from celery import signals
 from celery import worker as celery_worker
 from celery.worker import state
 from django.conf import settings
@@ -26,6 +27,9 @@ class _Controller(celery_worker.WorkController):
         super().__init__(*args, **kwargs)
 
     def on_consumer_ready(self, consumer):
+        # celery's own worker class sends this signal; a bare WorkController does not, and the start-up recovery of
+        # abandoned documents (ingestion.tasks) listens for it.
+        signals.worker_ready.send(sender=consumer)
         self.ready.set()
 
 

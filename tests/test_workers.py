@@ -91,6 +91,19 @@ def test_the_embedded_worker_processes_uploads_inside_the_portal_process(collect
     assert point_ids(done) == chunk_point_ids(done)
 
 
+def test_the_embedded_worker_redoes_a_document_its_predecessor_abandoned_mid_way(collection):
+    [document] = upload(collection, ("travel.txt", b"Book travel at least 14 days ahead.")).queued
+    # As a portal killed mid-embedding leaves it: claimed by a run that no longer exists, its task gone.
+    Document.objects.filter(pk=document.pk).update(status=Document.Status.EMBEDDING, claim_token="dead-run", progress=0.15)
+    queue_folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in", "/nonexistent"))
+    for message in queue_folder.glob("*.msg") if not settings.REDIS_URL else ():
+        message.unlink()
+
+    with EmbeddedWorker():
+        done = wait_for(lambda: status_of(document).status == Document.Status.INDEXED and status_of(document), timeout=120, message="indexed")
+    assert point_ids(done) == chunk_point_ids(done)
+
+
 @pytest.mark.skipif(bool(settings.REDIS_URL), reason="the filesystem broker is the embedded mode's; Redis has no message files")
 def test_a_broken_message_file_does_not_stop_the_embedded_worker_for_good(collection):
     queue_folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
