@@ -231,6 +231,11 @@ class Generation:
     generated_tokens: int
     tokens_per_s: float
     answer: str
+    read_tokens: int = 0  # prompt tokens not found in the server's cache
+
+    @property
+    def reading_speed(self) -> float:
+        return self.read_tokens / self.first_token_s if self.first_token_s > 0 else 0.0
 
 
 def use_shared_model_file() -> None:
@@ -294,7 +299,9 @@ def time_model(prompts: list[tuple[str, object]], *, max_tokens: int) -> tuple[l
         runs = []
         for i, (question_id, prompt) in enumerate(prompts):
             label = f"{question_id}: first after start" if i == 0 else f"{question_id}: fixed prefix cached"
-            runs.append(generate(label, prompt, max_tokens=max_tokens))
+            run = generate(label, prompt, max_tokens=max_tokens)
+            run.read_tokens = run.prompt_tokens - (run.cached_tokens if i else 0)
+            runs.append(run)
         question_id, prompt = prompts[-1]
         runs.append(generate(f"{question_id}: asked again", prompt, max_tokens=max_tokens))
     finally:
@@ -410,8 +417,11 @@ def run(args) -> list[Row]:
         for g in runs:
             rows.append(Row(f"(c) first token, {g.label}", f"{g.first_token_s:.1f} s", "< 10 s",
                             f"{verdict(g.first_token_s, 10)}; prompt {g.prompt_tokens} tok (estimate "
-                            f"{g.estimated_tokens}, budget {settings.PROMPT_TOKEN_BUDGET}), fixed prefix "
-                            f"{g.cached_tokens} tok"))
+                            f"{g.estimated_tokens}, budget {settings.PROMPT_TOKEN_BUDGET}), "
+                            f"{g.read_tokens} not cached"))
+        reading = [g.reading_speed for g in runs if g.read_tokens]
+        rows.append(Row("(c) prompt reading speed, median", f"{statistics.median(reading):.1f} tok/s", "",
+                        f"tokens not cached / first token; the fixed prefix is {runs[0].cached_tokens} tok"))
         speeds = [g.tokens_per_s for g in runs]
         rows.append(Row("(c) generation speed, median", f"{statistics.median(speeds):.1f} tok/s", "",
                         f"{args.max_tokens} tokens at most per answer, temperature 0"))

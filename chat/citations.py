@@ -92,12 +92,13 @@ def check(*, answer: str, passages: Sequence[Passage]) -> CitationReport:
 
 
 def remove_dangling_markers(text: str, *, valid: set[int]) -> str:
-    """`text` with numbers that name no passage dropped from its markers, and markers left empty removed."""
+    """`text` with numbers that name no passage dropped from its markers, markers left empty removed, and the
+    others written as the page links them ("[Passage 2]" -> "[2]")."""
 
     def keep_valid(match: re.Match) -> str:
         numbers = [int(n) for n in re.split(r"\s*,\s*", match.group(1))]
         kept = [n for n in numbers if n in valid]
-        if kept == numbers:
+        if kept == numbers and match.group(0)[1].isdigit():
             return match.group(0)
         return f"[{', '.join(map(str, kept))}]" if kept else "\0"
 
@@ -139,16 +140,16 @@ def _pairs(cited: list[tuple[str, list[int]]]) -> list[tuple[str, int]]:
 
 
 def _support_scores(cited: list[tuple[str, list[int]]], passages: dict[int, Passage]) -> list[tuple[float, bool]]:
+    """(support, verified) for each (sentence, passage) pair, in order; one embedding call for all of them."""
     pairs = _pairs(cited)
-    sentences = list(dict.fromkeys(sentence for sentence, _ in pairs))
-    cited_numbers = list(dict.fromkeys(n for _, n in pairs))
-    windows = {n: passage_windows(passages[n]) for n in cited_numbers}
-    cosines = _cosines(sentences, windows)
+    checkable = [(sentence, n) for sentence, n in pairs if _checkable(sentence)]
+    sentences = list(dict.fromkeys(sentence for sentence, _ in checkable))
+    windows = {n: passage_windows(passages[n]) for n in dict.fromkeys(n for _, n in checkable)}
+    cosines = _cosines(sentences, windows) if sentences else {}
     results = []
     for sentence, n in pairs:
         passage = passages[n]
-        terms = set(lexical_terms(sentence))
-        if len(terms) < MIN_CHECKABLE_TERMS and not _numbers(sentence):
+        if not _checkable(sentence):
             results.append((1.0, True))
             continue
         lexical = lexical_support(sentence, passage)
@@ -156,6 +157,10 @@ def _support_scores(cited: list[tuple[str, list[int]]], passages: dict[int, Pass
         verified = support >= SUPPORT_THRESHOLD and not missing_numbers(sentence, passage)
         results.append((round(support, 3), verified))
     return results
+
+
+def _checkable(sentence: str) -> bool:
+    return len(set(lexical_terms(sentence))) >= MIN_CHECKABLE_TERMS or bool(_numbers(sentence))
 
 
 def lexical_support(sentence: str, passage: Passage) -> float:

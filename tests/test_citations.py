@@ -50,6 +50,13 @@ def test_numbers_to_missing_passages_are_dropped_from_a_list_marker_and_adjacent
     assert [c.n for c in report.citations] == [1]
 
 
+def test_a_marker_naming_the_passage_in_words_is_kept_as_its_number(passages):
+    report = check(answer="Up to 240 hours carry over [Passage 1]. The EAP is free [passage 9].", passages=passages)
+
+    assert report.text == "Up to 240 hours carry over [1]. The EAP is free."
+    assert [c.n for c in report.citations] == [1]
+
+
 def test_a_sentence_citing_two_passages_gets_a_citation_for_each(passages):
     answer = "You can carry over 240 hours and get six free counseling sessions [1][2]."
 
