@@ -18,6 +18,8 @@ from qdrant_client import QdrantClient, models
 
 from ingestion.types import SparseVector
 
+from .embedded_index import EmbeddedIndex
+
 logger = logging.getLogger(__name__)
 
 DENSE = "dense"
@@ -25,6 +27,7 @@ SPARSE = "sparse"
 INDEXED_FIELDS = ("document_id", "collection_id", "version")
 
 _client: QdrantClient | None = None
+_index: EmbeddedIndex | None = None  # embedded mode: the in-process search mirror (kb/embedded_index.py)
 _client_lock = threading.Lock()
 # Local mode keeps its state in plain Python structures; one operation at a time keeps them consistent.
 _local_lock = threading.RLock()
@@ -80,11 +83,12 @@ def _connect() -> QdrantClient:
 
 def close() -> None:
     """Release the client (and, in embedded mode, the folder lock)."""
-    global _client
+    global _client, _index
     with _client_lock:
         if _client is not None:
             _client.close()
             _client = None
+        _index = None
 
 
 def _serialised(func):
@@ -99,6 +103,8 @@ def _serialised(func):
 
 
 def _ensure_collection(qdrant: QdrantClient) -> None:
+    global _index
+    _index = None  # (re)loaded from the store on next use
     name = settings.QDRANT_COLLECTION
     if qdrant.collection_exists(name):
         _local_write_ahead(qdrant)
@@ -162,6 +168,9 @@ def points_upsert(points: Sequence[PointDraft]) -> None:
         wait=True,
     )
     _local_sync()
+    if is_embedded():
+        for p in points:
+            _embedded_index().upsert(p.point_id, p.dense, p.sparse.indices, p.sparse.values, p.payload)
 
 
 def _match(field: str, value: int) -> models.FieldCondition:
@@ -183,6 +192,8 @@ def points_delete(*, document_id: int | None = None, collection_id: int | None =
         wait=True,
     )
     _local_sync()
+    if is_embedded():
+        _embedded_index().delete_where(document_id=document_id, collection_id=collection_id, keep_version=keep_version)
 
 
 @_serialised
@@ -235,6 +246,8 @@ def points_search(
     vectors = [DENSE] if with_dense else False
     if not collection_ids:
         return []
+    if is_embedded():
+        return _embedded_search(dense, sparse, collection_ids, limit=limit, prefetch_limit=prefetch_limit, with_dense=with_dense)
     query_filter = collections_filter(collection_ids)
     has_sparse = sparse is not None and bool(sparse.indices)
     if dense is not None and has_sparse:
@@ -267,4 +280,46 @@ def points_search(
             dense=(p.vector or {}).get(DENSE) if with_dense and isinstance(p.vector, dict) else None,
         )
         for p in response.points
+    ]
+
+
+# --- Embedded mode: searches answered by the in-process mirror ------------------------------------------
+
+
+def _embedded_index() -> EmbeddedIndex:
+    """The mirror of the embedded store, loaded from it on first use. Callers hold `_local_lock`."""
+    global _index
+    if _index is None:
+        from ingestion.embedding import DENSE_DIM
+
+        index = EmbeddedIndex(DENSE_DIM)
+        offset = None
+        while True:
+            batch, offset = client().scroll(
+                settings.QDRANT_COLLECTION, limit=1000, offset=offset, with_payload=True, with_vectors=True
+            )
+            for point in batch:
+                sparse = point.vector.get(SPARSE)
+                index.upsert(
+                    str(point.id), point.vector[DENSE], sparse.indices if sparse else [], sparse.values if sparse else [],
+                    point.payload or {},
+                )
+            if offset is None:
+                break
+        _index = index
+        logger.info("Embedded search index loaded: %d points", index.size)
+    return _index
+
+
+def _embedded_search(dense, sparse, collection_ids, *, limit: int, prefetch_limit: int, with_dense: bool) -> list[ScoredPoint]:
+    hits = _embedded_index().search(
+        dense=dense,
+        sparse_indices=sparse.indices if sparse is not None else [],
+        collection_ids=collection_ids,
+        limit=limit,
+        prefetch_limit=prefetch_limit,
+    )
+    return [
+        ScoredPoint(point_id=h.point_id, score=h.score, payload=h.payload, dense=h.dense.tolist() if with_dense else None)
+        for h in hits
     ]
