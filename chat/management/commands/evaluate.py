@@ -14,6 +14,7 @@ from tqdm import tqdm
 from chat import evaluation
 from ingestion.services import documents_upload
 from ingestion.worker import worker_for_this_process
+from kb import vectorstore
 from kb.models import Document, UploadBatch
 from kb.selectors import SEARCH_MODES, passages_search
 from kb.services import collection_create
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         reports = [self._retrieval(data, collection, doc_id_of, mode=m, k=k) for m in wanted]
         generation = self._generate(data, collection, doc_id_of, quiet=as_json) if generate else None
         self._print(data, reports, generation, as_json=as_json)
+        vectorstore.close()  # release the embedded store now, not in a destructor at interpreter exit
 
     # --- steps ---
 
