@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import wraps
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 DENSE = "dense"
 SPARSE = "sparse"
 INDEXED_FIELDS = ("document_id", "collection_id", "version")
+
+# Searches in embedded mode go to the in-process mirror, so local mode's warning about large collections (it is
+# about its own search speed) does not apply.
+warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
 
 _client: QdrantClient | None = None
 _index: EmbeddedIndex | None = None  # embedded mode: the in-process search mirror (kb/embedded_index.py)
