@@ -108,7 +108,8 @@ class Chunker:
     def units_of(self, index: int, block: Block, span: tuple[int, int], text: str, encoding=None) -> list[Unit]:
         """The block's sentences (or table rows), each short enough for a chunk; `encoding`: the block's tokens."""
         start, end = span
-        encoding = encoding or embedding.tokenizer().encode(text[start:end], add_special_tokens=False)
+        if encoding is None:
+            encoding = embedding.tokenizer().encode(text[start:end], add_special_tokens=False)
         tokens = BlockTokens.of(encoding, start)
         whole = Unit(start, end, len(encoding.ids), index, block.page, block.heading_path, block.kind)
         if block.kind == "table":

@@ -114,3 +114,24 @@ def test_chunks_report_the_pages_they_come_from():
     assert drafts[-1].page_end == 3
     third = next(d for d in drafts if "page three" in d.text)
     assert third.page_end == 3
+
+
+def test_sentences_and_rows_counted_from_their_block_match_the_tokenizer_on_their_own():
+    # The chunker tokenizes each block once and counts its sentences from the word pieces' offsets.
+    mixed = (
+        "Café prices rose 12.5% in Zürich; see https://example.com/a_b?c=1. 東京 office\u00a0opens at 9:00!\n"
+        "Tabs\tand\u2003em spaces count too. Naïve résumé co\u0301ntent.\nsupercalifragilisticexpialidocious" * 6
+    )
+    table = "| a | b |\n|---|---|\n" + "\n".join(f"| naïve row {i} | 値 {i} |" for i in range(200))
+    chunker = Chunker(title="T", overlap_tokens=8)
+    for kind, text in (("paragraph", mixed), ("table", table)):
+        units = chunker.units_of(0, Block(text, kind=kind), (0, len(text)), text)
+        assert len(units) > 3
+        for unit in units:
+            assert unit.tokens == embedding.count_tokens(text[unit.start : unit.end])
+
+
+def test_each_chunk_records_its_own_word_piece_count():
+    parsed = ParsedDocument(kind="text", blocks=[Block(sentences(40, "Zürich café")), Block("word" * 900)])
+    for draft in chunk_document(parsed, title="Policies").drafts:
+        assert draft.token_count == embedding.count_tokens(draft.text)
