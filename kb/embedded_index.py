@@ -138,17 +138,18 @@ class EmbeddedIndex:
         return candidates[rows], top_scores
 
     def _sparse_top(self, terms: Sequence[int], mask: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.zeros(len(mask), dtype=np.float32)
+        scores = np.zeros(len(mask), dtype=np.float64)
         for term in {int(t) for t in terms}:
             rows, weights = self._arrays(term)
             if not len(rows):
                 continue
             alive = self._alive[rows]
-            frequency = int(alive.sum())  # Qdrant's df: live points holding the term, across the collection
+            frequency = int(np.count_nonzero(alive))  # Qdrant's df: live points holding the term, collection-wide
             if not frequency:
                 continue
             idf = np.log((self._sparse_rows - frequency + 0.5) / (frequency + 0.5) + 1)
-            np.add.at(scores, rows[alive], weights[alive] * idf)
+            # bincount sums a term's postings in one C pass (np.add.at is several times slower); retired rows add 0.
+            scores += np.bincount(rows, weights=weights * alive * idf, minlength=len(mask))
         scores[~mask] = 0.0
         candidates = np.flatnonzero(scores > 0)
         if not len(candidates):
