@@ -220,8 +220,9 @@ CELERY_BEAT_SCHEDULE = {
 # Run ingestion worker threads inside the portal process (`manage.py serve`). Default: on in embedded mode.
 EMBEDDED_WORKER = env_bool("LANTERN_EMBEDDED_WORKER", not REDIS_URL)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
-# Documents per ingestion task: embedding is batched across the documents of one task.
-INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 16)
+# Documents per ingestion task: embedding is batched across the documents of one task, and more texts to sort by
+# length means less padding (benchmarks/ingest.py: 16 -> 64 is 15% less model work on short abstracts, 7% on the handbook).
+INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)
 # A document whose worker has not reported for this long is considered abandoned and redone.
 INGEST_STALL_SECONDS = env_int("INGEST_STALL_SECONDS", 600)
 
