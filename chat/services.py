@@ -65,6 +65,24 @@ def conversation_get(*, user, conversation_id: int) -> Conversation:
         raise ConversationNotFound(conversation_id) from None
 
 
+WITHHELD_ANSWER = "This answer drew on documents you can no longer read, so it is hidden."
+
+
+def message_scope(*, message: Message, readable: set[int]) -> Message:
+    """The stored answer as a reader may see it now: passages of collections they can no longer read are dropped, and
+    an answer that cited one is withheld (its text came from them). The row itself is not changed."""
+    passages = message.passages or []
+    visible = [p for p in passages if p.get("collection_id") in readable]
+    if len(visible) == len(passages):
+        return message
+    hidden_numbers = {p.get("n") for p in passages} - {p.get("n") for p in visible}
+    message.passages = visible
+    if any(c.get("n") in hidden_numbers for c in message.citations or []):
+        message.text = WITHHELD_ANSWER
+        message.citations = []
+    return message
+
+
 def conversation_history(*, conversation: Conversation, before_id: int | None = None) -> list[tuple[str, str]]:
     """The last completed (question, answer) turns, oldest first."""
     messages = conversation.messages.order_by("-id")

@@ -17,6 +17,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from kb.selectors import collections_readable
+
 from . import services
 from .models import Conversation, Feedback, Message
 
@@ -66,11 +68,13 @@ def _turns(conversation: Conversation, user) -> list[dict]:
     """Questions paired with their answers (an answer may be missing if its question failed before one was saved)."""
     messages = list(conversation.messages.all())
     feedback = {f.message_id: f for f in Feedback.objects.filter(user=user, message__conversation=conversation)}
+    readable = set(collections_readable(user=user))
     turns: list[dict] = []
     for message in messages:
         if message.role == Message.Role.USER or not turns or turns[-1]["answer"] is not None:
             turns.append({"question": message if message.role == Message.Role.USER else None, "answer": None})
         if message.role == Message.Role.ASSISTANT:
+            services.message_scope(message=message, readable=readable)
             message.sources = [{**p, "link": passage_link(p)} for p in message.passages or []]
             turns[-1]["answer"] = message
             turns[-1]["feedback"] = feedback.get(message.pk)

@@ -16,14 +16,45 @@ from .models import Chunk, Collection, Document
 REFUSALS_IN_MESSAGE = 5
 
 
+class CollectionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Collection
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("access") == Collection.Access.GROUPS and not cleaned.get("groups"):
+            self.add_error("groups", "Choose at least one group, or open the collection to everyone signed in.")
+        return cleaned
+
+
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "document_count", "created_at")
+    form = CollectionAdminForm
+    list_display = ("name", "readers", "public", "document_count", "created_at")
+    list_filter = ("access", "public", "groups")
     search_fields = ("name", "description")
     prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("groups",)
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "description")}),
+        (
+            "Who may read it",
+            {
+                "fields": ("access", "groups", "public"),
+                "description": "Changes apply to the next question; nothing is re-indexed.",
+            },
+        ),
+    )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_documents=Count("documents"))
+        return super().get_queryset(request).annotate(n_documents=Count("documents")).prefetch_related("groups")
+
+    @admin.display(description="Readers")
+    def readers(self, obj):
+        if obj.access == Collection.Access.EVERYONE:
+            return "Everyone signed in"
+        return ", ".join(g.name for g in obj.groups.all()) or "Nobody (no group chosen)"
 
     @admin.display(description="Documents", ordering="n_documents")
     def document_count(self, obj):

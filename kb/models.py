@@ -12,9 +12,24 @@ POINT_NAMESPACE = uuid.UUID("8f0b7f4e-6a55-4d0c-9f43-2d1c1f6a7b21")
 
 
 class Collection(models.Model):
+    """A set of documents that share one reading rule: everyone signed in, or members of chosen groups."""
+
+    class Access(models.TextChoices):
+        EVERYONE = "everyone", "Everyone signed in"
+        GROUPS = "groups", "Only members of the chosen groups"
+
     name = models.CharField(max_length=200, unique=True)
     slug = models.SlugField(max_length=200, unique=True)
     description = models.TextField(blank=True)
+    access = models.CharField(max_length=16, choices=Access.choices, default=Access.EVERYONE)
+    groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="readable_collections",
+        help_text="Who may read this collection when access is limited to groups.",
+    )
+    public = models.BooleanField(
+        "public", default=False,
+        help_text="Anonymous visitors may read it through a chat widget whose key allows anonymous use.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -68,6 +83,11 @@ class Document(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     page_count = models.PositiveIntegerField(null=True, blank=True)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Who answers for the content, and when it should next be checked (content health lists overdue documents).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_documents"
+    )
+    review_by = models.DateField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
     # The version whose chunks are in the index and answer questions (0: none yet).
     indexed_version = models.PositiveIntegerField(default=0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -140,10 +140,30 @@ SEARCH_MODES = ("hybrid", "dense", "sparse")
 
 
 def collections_readable(*, user) -> list[int]:
-    """Collections whose passages `user` may read. Every signed-in user reads every collection until permissions land."""
-    if user is not None and not user.is_active:
+    """Collections whose passages, titles and files `user` may see: the one reading rule of every surface.
+
+    A superuser reads everything; an active signed-in user reads collections open to everyone signed in plus those
+    shared with one of their groups; an anonymous visitor reads only public collections (the widget decides whether
+    anonymous use is allowed at all); an inactive user reads nothing. `user=None` is internal use with no user
+    (commands run without --user). Computed on every call, so a change of groups applies to the next question.
+    """
+    collections = Collection.objects.all()
+    if user is None or (user.is_authenticated and user.is_active and user.is_superuser):
+        return list(collections.values_list("pk", flat=True))
+    if not user.is_authenticated:
+        return list(collections.filter(public=True).values_list("pk", flat=True))
+    if not user.is_active:
         return []
-    return list(Collection.objects.values_list("pk", flat=True))
+    shared = Q(access=Collection.Access.EVERYONE) | Q(access=Collection.Access.GROUPS, groups__in=user.groups.all())
+    return list(collections.filter(shared).values_list("pk", flat=True).distinct())
+
+
+def documents_readable(*, user) -> QuerySet[Document]:
+    return Document.objects.filter(collection_id__in=collections_readable(user=user))
+
+
+def chunks_readable(*, user) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(document__collection_id__in=collections_readable(user=user))
 
 
 def passages_search(

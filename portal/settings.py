@@ -75,6 +75,9 @@ INSTALLED_APPS = [
     "kb",
     "ingestion",
     "chat",
+    "accounts",
+    "audit",
+    "health",
 ]
 
 MIDDLEWARE = [

@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("kb.urls")),
     path("", include("ingestion.urls")),
     path("", include("chat.urls")),
+    path("health/", include("health.urls")),
 ]

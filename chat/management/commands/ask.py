@@ -6,8 +6,10 @@ import json
 
 from django.core.management import BaseCommand, CommandError
 
+from chat.cli import add_user_argument, user_named
 from chat.services import answer_collect, answer_stream
 from kb.models import Collection
+from kb.selectors import collections_readable
 
 
 class Command(BaseCommand):
@@ -17,13 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("question")
         parser.add_argument("--collection", action="append", default=[], help="Limit to this collection (repeatable).")
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print one JSON object (see README).")
+        add_user_argument(parser)
 
-    def handle(self, *args, question, collection, as_json, **options):
+    def handle(self, *args, question, collection, as_json, user, **options):
         if not question.strip():
             raise CommandError("The question is empty.")
+        self.user = user_named(user)
         collection_ids = self._collections(collection)
         if as_json:
-            result = answer_collect(text=question, collection_ids=collection_ids)
+            result = answer_collect(text=question, user=self.user, collection_ids=collection_ids)
             self.stdout.write(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
             error = result.error
         else:
@@ -34,16 +38,18 @@ class Command(BaseCommand):
     def _collections(self, names: list[str]) -> list[int] | None:
         if not names:
             return None
-        found = dict(Collection.objects.filter(name__in=names).values_list("name", "pk"))
+        # A collection the user may not read is reported as missing: its name is not theirs to learn.
+        readable = Collection.objects.filter(pk__in=collections_readable(user=self.user))
+        found = dict(readable.filter(name__in=names).values_list("name", "pk"))
         if missing := [n for n in names if n not in found]:
-            known = ", ".join(Collection.objects.values_list("name", flat=True)) or "none yet"
+            known = ", ".join(readable.values_list("name", flat=True)) or "none yet"
             raise CommandError(f"No collection named {', '.join(missing)} (collections: {known}).")
         return list(found.values())
 
     def _stream(self, question: str, collection_ids: list[int] | None) -> str:
         """Sources first, then the answer as the model writes it, then what the citation check found."""
         streamed, error = [], ""
-        for event in answer_stream(user=None, text=question, collection_ids=collection_ids):
+        for event in answer_stream(user=self.user, text=question, collection_ids=collection_ids):
             if event.type == "sources":
                 self._sources(event.data["passages"])
             elif event.type == "token":

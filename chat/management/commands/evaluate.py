@@ -12,6 +12,7 @@ from django.core.management import BaseCommand, CommandError
 from tqdm import tqdm
 
 from chat import evaluation
+from chat.cli import add_user_argument, user_named
 from ingestion.services import documents_upload
 from ingestion.worker import worker_for_this_process
 from kb import vectorstore
@@ -33,9 +34,11 @@ class Command(BaseCommand):
             "--modes", default="hybrid,dense,sparse", help="Comma-separated search modes to measure (default all three)."
         )
         parser.add_argument("--generate", action="store_true", help="Also answer each question with the model.")
+        add_user_argument(parser)
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print one JSON object instead of tables.")
 
-    def handle(self, *args, dataset, k, limit, modes, generate, as_json, **options):
+    def handle(self, *args, dataset, k, limit, modes, generate, as_json, user, **options):
+        self.user = user_named(user)
         try:
             data = evaluation.dataset_load(dataset)
         except evaluation.DatasetError as error:
@@ -86,7 +89,7 @@ class Command(BaseCommand):
 
     def _retrieval(self, data, collection, doc_id_of, *, mode: str, k: int) -> evaluation.RetrievalReport:
         def search(query: str, count: int):
-            return passages_search(user=None, query=query, k=count, collection_ids=[collection.pk], mode=mode)
+            return passages_search(user=self.user, query=query, k=count, collection_ids=[collection.pk], mode=mode)
 
         search("warm-up", 1)  # the first query loads the embedding model; keep that out of the latency figures
         return evaluation.retrieval_evaluate(dataset=data, search=search, doc_id_of=doc_id_of, mode=mode, k=k)
@@ -96,7 +99,7 @@ class Command(BaseCommand):
 
         outcomes = []
         for question in tqdm(data.questions, desc="Answering", unit="question", disable=quiet):
-            result = answer_collect(text=question.question, collection_ids=[collection.pk])
+            result = answer_collect(text=question.question, user=self.user, collection_ids=[collection.pk])
             outcomes.append(evaluation.answer_outcome(question, result, doc_id_of=doc_id_of))
         return evaluation.generation_report(outcomes)
 
