@@ -1,6 +1,9 @@
-"""How questions get answered, as records: conversations, their messages, feedback, and what nobody could find."""
+"""How questions get answered, as records: conversations, their messages, feedback, what nobody could find, and the
+keys that let intranet pages embed the chat widget."""
 
 from __future__ import annotations
+
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -95,3 +98,44 @@ class UnansweredQuestion(models.Model):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+
+def widget_key_id_new() -> str:
+    return "wk_" + secrets.token_urlsafe(12)
+
+
+def widget_secret_new() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class WidgetKey(models.Model):
+    """What lets an intranet page embed the chat widget: the origins allowed to embed it, the secret its backend
+    signs identity tokens with, and whether visitors nobody vouches for may ask (public collections only).
+
+    The key id is public (it sits in the host page); the secret never leaves the intranet's backend and the admin.
+    """
+
+    key = models.CharField("key id", max_length=64, unique=True, default=widget_key_id_new, editable=False)
+    name = models.CharField(max_length=200, help_text="Shown at the top of the widget's panel.")
+    allowed_origins = models.JSONField(
+        default=list, blank=True,
+        help_text="Pages on these origins may embed the widget (scheme, host and port, e.g. https://intranet.example.com).",
+    )
+    secret = models.CharField(
+        max_length=128, default=widget_secret_new, editable=False,
+        help_text="The intranet's backend signs widget tokens with this (HS256).",
+    )
+    allow_anonymous = models.BooleanField(
+        default=False, help_text="Visitors without a token or portal session may ask; they read public collections only.",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+    def allows_origin(self, origin: str) -> bool:
+        return origin in self.allowed_origins

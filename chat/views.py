@@ -130,6 +130,12 @@ def ask(request):
         for _ in events:
             pass
         return redirect("chat:conversation", conversation_id=conversation.pk)
+    return sse_response(request, events)
+
+
+def sse_response(request, events: Iterator) -> StreamingHttpResponse:
+    """answer_question's (or answer_stream's) events as a server-sent event stream; the chat page and the widget
+    relay answers through this."""
     stream = _sse_async(events) if isinstance(request, ASGIRequest) else _sse_sync(events)
     response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"

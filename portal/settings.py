@@ -238,7 +238,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
+# "None" (with LANTERN_PRODUCTION, i.e. HTTPS) lets the session reach the chat widget's iframe on an intranet page of
+# another site; the default Lax already works when the intranet and the portal share a site (a.corp.com, b.corp.com).
+SESSION_COOKIE_SAMESITE = env_str("SESSION_COOKIE_SAMESITE", "Lax")
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
+# Longest lifetime (exp - iat) of a widget sign-in token minted by an intranet backend.
+WIDGET_TOKEN_MAX_SECONDS = env_int("WIDGET_TOKEN_MAX_SECONDS", 3600)
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0

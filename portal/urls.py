@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect
 from django.urls import include, path
 
+from chat.widget import widget_script
 from kb.views import healthz
 
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    path("widget.js", widget_script, name="widget-script"),
     path("", include("kb.urls")),
     path("", include("ingestion.urls")),
     path("", include("chat.urls")),
