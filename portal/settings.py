@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "accounts",
     "audit",
     "health",
+    "ninja",  # the JSON API; as an installed app its docs page uses the packaged Swagger UI, not a CDN
 ]
 
 MIDDLEWARE = [
@@ -255,6 +256,23 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = PRODUCTION  # behind the TLS proxy, which sets X-Forwarded-Proto
 # HSTS preload commits a whole domain for good; not ours to decide for a company's internal portal.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# --- JSON API (portal/api.py) --------------------------------------------------------------------
+# Rate limits, "N/period" (second, minute, hour, day) or "off": per user (their session and tokens together), per
+# token, and for questions (each runs the model) per user on top of the first two.
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/minute")
+API_TOKEN_RATE_LIMIT = env_str("API_TOKEN_RATE_LIMIT", "60/minute")
+API_ASK_RATE_LIMIT = env_str("API_ASK_RATE_LIMIT", "10/minute")
+
+# --- Cache (rate limit counters) ------------------------------------------------------------------
+# Embedded: this process's memory. With REDIS_URL every web process shares the counters in Redis.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lantern"}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lantern"}
+    )
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

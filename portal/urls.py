@@ -19,6 +19,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/", include("portal.api")),
+    path("accounts/", include("accounts.urls")),
     path("widget.js", widget_script, name="widget-script"),
     path("", include("kb.urls")),
     path("", include("ingestion.urls")),
