@@ -12,7 +12,7 @@ import posixpath
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -70,7 +70,14 @@ def title_from_name(name: str) -> str:
 
 
 def documents_upload(
-    *, collection: Collection, files: Iterable[IncomingFile], user=None, label: str = "", batch: UploadBatch | None = None
+    *,
+    collection: Collection,
+    files: Iterable[IncomingFile],
+    user=None,
+    label: str = "",
+    batch: UploadBatch | None = None,
+    owner=None,
+    review_by: date | None = None,
 ) -> UploadResult:
     """Record each file as a queued document (or a new version of one) and enqueue processing after commit.
 
@@ -78,15 +85,29 @@ def documents_upload(
 
     Same bytes as a document already in the collection: nothing is re-processed. Files Lantern cannot take
     (too large, unknown type, unsafe zip) become failed documents with a reason, and the others go on.
+
+    `owner` and `review_by`, when given, are set on every document the upload queued or found unchanged (content
+    health lists overdue documents to their owners); left out, the documents keep the ones they had.
     """
     with transaction.atomic():
         batch = batch or UploadBatch.objects.create(collection=collection, created_by=user, label=label[:300])
         result = UploadResult(batch=batch)
         for incoming in _expand(files):
             _record(incoming, collection=collection, batch=batch, user=user, result=result)
+        _set_review(result.queued + result.unchanged, owner=owner, review_by=review_by)
         ids = [d.pk for d in result.queued]
         transaction.on_commit(lambda: documents_enqueue(document_ids=ids))
     return result
+
+
+def _set_review(documents: list[Document], *, owner, review_by: date | None) -> None:
+    fields = {name: value for name, value in (("owner", owner), ("review_by", review_by)) if value is not None}
+    if not fields or not documents:
+        return
+    Document.objects.filter(pk__in=[d.pk for d in documents]).update(**fields)
+    for document in documents:
+        for name, value in fields.items():
+            setattr(document, name, value)
 
 
 @dataclass(frozen=True)

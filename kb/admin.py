@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -92,6 +93,14 @@ class DocumentUploadForm(forms.Form):
         max_length=200, required=False, label="Or a new collection", help_text="Creates the collection (or reuses one of that name)."
     )
     files = MultipleFileField(label="Files")
+    owner = forms.ModelChoiceField(
+        get_user_model().objects.filter(is_active=True).order_by("username"), required=False,
+        help_text="Who answers for these documents' content (optional).",
+    )
+    review_by = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="When the content should next be checked (optional); overdue documents are listed to their owner.",
+    )
 
     def clean(self):
         data = super().clean()
@@ -117,8 +126,10 @@ def upload_summary(result: UploadResult) -> str:
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
-    list_display = ("title", "collection", "kind", "status", "progress_percent", "version", "chunk_count", "updated_at")
-    list_filter = ("status", "kind", "collection")
+    list_display = (
+        "title", "collection", "kind", "status", "progress_percent", "version", "chunk_count", "owner", "review_by", "updated_at",
+    )
+    list_filter = ("status", "kind", "collection", "review_by")
     search_fields = ("title", "source_path", "sha256")
     readonly_fields = (
         "source_path", "file", "sha256", "kind", "size_bytes", "page_count", "uploaded_by", "version",
@@ -162,6 +173,7 @@ class DocumentAdmin(admin.ModelAdmin):
         return documents_upload(
             collection=collection, files=[incoming_file(f) for f in files], user=request.user,
             label=f"{len(files)} file(s) by {request.user} in the admin",
+            owner=data.get("owner"), review_by=data.get("review_by"),
         )
 
     @admin.display(description="Progress")

@@ -220,6 +220,8 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "lantern")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-documents": {"task": "ingestion.recover_stalled", "schedule": 300.0},
+    # Content health: each owner's list of documents overdue for review, emailed when email is configured.
+    "review-reminders": {"task": "health.review_reminders", "schedule": env_float("REVIEW_REMINDER_HOURS", 168.0) * 3600},
 }
 # Run ingestion worker threads inside the portal process (`manage.py serve`). Default: on in embedded mode.
 EMBEDDED_WORKER = env_bool("LANTERN_EMBEDDED_WORKER", not REDIS_URL)
@@ -229,6 +231,21 @@ WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
 INGEST_BATCH_DOCUMENTS = env_int("INGEST_BATCH_DOCUMENTS", 64)
 # A document whose worker has not reported for this long is considered abandoned and redone.
 INGEST_STALL_SECONDS = env_int("INGEST_STALL_SECONDS", 600)
+
+# --- Email (review reminders) ------------------------------------------------------------------
+# No EMAIL_HOST: nothing is sent (owners still see their list on the portal).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.dummy.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "lantern@localhost")
+# The portal's address as people reach it, for links in emails (e.g. https://lantern.example.com).
+PORTAL_URL = env_str("PORTAL_URL")
 
 # --- Auth, security -----------------------------------------------------------------------------
 LOGIN_URL = "login"

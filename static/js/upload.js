@@ -70,7 +70,7 @@
     if (!files.length) return; // nothing picked through JS: let the browser post the form as is
     e.preventDefault();
     const data = new FormData();
-    form.querySelectorAll("input[type=hidden], select, input[type=text]").forEach((el) => { if (el.name) data.append(el.name, el.value); });
+    form.querySelectorAll("input[type=hidden], select, input[type=text], input[type=date]").forEach((el) => { if (el.name) data.append(el.name, el.value); });
     files.forEach(({ file, path }) => data.append("files", file, path));
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);
