@@ -8,7 +8,7 @@
 //                          when the panel opens and again when a token expires
 //   data-label="Ask HR"    the launcher's text (default "Ask Lantern")
 //
-// It adds a launcher button and a panel. Both live in a closed shadow root (the page's CSS cannot reach them) and the
+// It adds a launcher button and a panel. Both live in a shadow root (the page's CSS cannot reach them) and the
 // panel itself is an iframe of the portal, so the page's scripts cannot read the conversation. The portal refuses
 // pages whose origin the widget key does not list: this script then adds nothing and says why in the console.
 (function () {
@@ -62,7 +62,7 @@
   function mount(settings) {
     const host = document.createElement("div");
     host.setAttribute("data-lantern-widget", "");
-    const root = host.attachShadow({ mode: "closed" });
+    const root = host.attachShadow({ mode: "open" });
     if (root.adoptedStyleSheets !== undefined && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
       const sheet = new CSSStyleSheet();
       sheet.replaceSync(STYLE); // not subject to the page's style-src CSP, unlike a <style> element
