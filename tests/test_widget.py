@@ -2,6 +2,7 @@
 follows the asker's reading rights (documents ingested for real, answers from a FakeLLM)."""
 
 import json
+import re
 import time
 
 import jwt
@@ -349,3 +350,13 @@ def test_a_signed_in_user_asks_through_the_panel_with_its_csrf_token(widget_key,
     assert config["user"] == "sam"
     assert without.status_code == 403 and without.json()["kind"] == "csrf"
     assert events_of(with_token)["citations"]["text"] == "Up to 240 hours [1]."
+
+
+def test_the_demo_intranet_page_embeds_the_widget_with_a_token_the_portal_accepts(client, widget_key):
+    from demo.intranet import intranet_page
+
+    page = intranet_page(portal="http://testserver/", key=widget_key.key, secret=widget_key.secret, username="demo", groups=["hr"])
+
+    tag = re.search(r'<script src="([^"]+)" data-key="([^"]+)" data-token="([^"]+)"', page)
+    assert tag.group(1) == "http://testserver/widget.js" and tag.group(2) == widget_key.key
+    assert me(client, widget_key, tag.group(3)).json() == {"via": "token", "name": "demo"}
