@@ -163,6 +163,9 @@ def document_index(p: Prepared, *, token: str) -> None:
     Document.objects.filter(pk=document.pk, claim_token=token).update(
         status=Status.INDEXED, progress=1.0, claim_token="", indexed_at=timezone.now()
     )
+    from health.checks import document_similarity_enqueue  # content health: this version against the rest
+
+    document_similarity_enqueue(document_id=document.pk)
 
 
 def _chunk_rows(p: Prepared) -> list[Chunk]:

@@ -228,6 +228,25 @@ def points_ids(*, document_id: int) -> set[str]:
             return ids
 
 
+@_serialised
+def points_dense(*, document_id: int, version: int | None = None) -> dict[str, list[float]]:
+    """Each point's dense vector for one document (one version, if given): point id -> vector."""
+    must = [_match("document_id", document_id)] + ([_match("version", version)] if version is not None else [])
+    vectors, offset = {}, None
+    while True:
+        batch, offset = client().scroll(
+            settings.QDRANT_COLLECTION,
+            scroll_filter=models.Filter(must=must),
+            limit=1000,
+            offset=offset,
+            with_payload=False,
+            with_vectors=[DENSE],
+        )
+        vectors.update({str(p.id): list(p.vector[DENSE]) for p in batch})
+        if offset is None:
+            return vectors
+
+
 def collections_filter(collection_ids: Sequence[int]) -> models.Filter:
     return models.Filter(must=[models.FieldCondition(key="collection_id", match=models.MatchAny(any=list(collection_ids)))])
 

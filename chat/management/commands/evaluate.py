@@ -1,5 +1,8 @@
 """`manage.py evaluate DATASET_DIR`: ingest a dataset's corpus into its own collection, then measure retrieval
-(Recall@k, MRR@10, nDCG@10, latency) for hybrid, dense-only and lexical-only search, and with --generate the answers."""
+(Recall@k, MRR@10, nDCG@10, latency) for hybrid, dense-only and lexical-only search, and with --generate the answers.
+
+`manage.py evaluate --golden`: rerun every golden question (health.golden) against the current index and model, and
+show recall and answer correctness with the change since the last run."""
 
 from __future__ import annotations
 
@@ -27,8 +30,11 @@ class Command(BaseCommand):
     help = "Measure retrieval (and with --generate, answers) on a dataset folder (see ../shared/eval/README.md)."
 
     def add_arguments(self, parser):
-        parser.add_argument("dataset", type=Path)
-        parser.add_argument("--k", type=int, default=10, help="Recall@k cut-off (default 10).")
+        parser.add_argument("dataset", type=Path, nargs="?")
+        parser.add_argument(
+            "--golden", action="store_true", help="Rerun the golden questions recorded on /health/golden/ instead of a dataset."
+        )
+        parser.add_argument("--k", type=int, default=None, help="Recall@k cut-off (default 10; with --golden, SEARCH_TOP_K).")
         parser.add_argument("--limit", type=int, default=None, help="Only the first N questions.")
         parser.add_argument(
             "--modes", default="hybrid,dense,sparse", help="Comma-separated search modes to measure (default all three)."
@@ -37,7 +43,13 @@ class Command(BaseCommand):
         add_user_argument(parser)
         parser.add_argument("--json", action="store_true", dest="as_json", help="Print one JSON object instead of tables.")
 
-    def handle(self, *args, dataset, k, limit, modes, generate, as_json, user, **options):
+    def handle(self, *args, dataset, golden, k, limit, modes, generate, as_json, user, **options):
+        if golden:
+            self._golden(k=k, as_json=as_json)
+            return
+        if dataset is None:
+            raise CommandError("Give a dataset folder, or --golden to rerun the golden questions.")
+        k = k or 10
         self.user = user_named(user)
         try:
             data = evaluation.dataset_load(dataset)
@@ -124,3 +136,78 @@ class Command(BaseCommand):
             for key, value in generation.as_dict().items():
                 shown = "n/a" if value is None else value
                 self.stdout.write(f"  {key:<28} {shown}")
+
+    # --- golden questions ---
+
+    def _golden(self, *, k: int | None, as_json: bool) -> None:
+        """Run in this process when it can open the vector store; otherwise the running portal's worker runs it and
+        this command follows its progress through the database."""
+        from health import golden
+        from health.checks import run_golden_questions
+
+        run = golden.golden_run_create(k=k)
+        if run.total == 0:
+            run.delete()
+            raise CommandError("There are no golden questions yet: add them on /health/golden/ or import a questions.jsonl.")
+        try:
+            vectorstore.client()
+        except vectorstore.VectorStoreLocked:
+            run_golden_questions.delay(run.pk)
+            run = self._follow(run, quiet=as_json)
+        else:
+            with tqdm(total=run.total, unit="question", desc="Golden questions", disable=as_json) as bar:
+                run = golden.golden_run_execute(run_id=run.pk, on_progress=lambda current: bar.update(1))
+            vectorstore.close()
+        if run.status != run.Status.DONE:
+            raise CommandError(f"The golden run failed: {run.error}")
+        self._print_golden(golden.golden_run_compare(run=run), as_json=as_json)
+
+    def _follow(self, run, *, quiet: bool):
+        with tqdm(total=run.total, unit="question", desc="Golden questions (portal worker)", disable=quiet) as bar:
+            while run.status not in (run.Status.DONE, run.Status.FAILED):
+                time.sleep(0.5)
+                run.refresh_from_db()
+                bar.n = run.completed
+                bar.refresh()
+        return run
+
+    def _print_golden(self, comparison, *, as_json: bool) -> None:
+        from health.golden import verdict
+
+        run, previous = comparison.run, comparison.previous
+        results = list(run.results.all())
+        if as_json:
+            payload = {
+                "run": run.pk, "k": run.k, "model": run.model_name, "questions": run.total,
+                "recall": run.recall, "correct": run.correct,
+                "previous_run": previous.pk if previous else None,
+                "recall_change": comparison.recall_change, "correct_change": comparison.correct_change,
+                "results": [
+                    {"question": r.question, "recall": r.recall, "rank": r.rank, "correct": r.correct, "abstained": r.abstained}
+                    for r in results
+                ],
+                "changes": [c.__dict__ for c in comparison.changes],
+            }
+            self.stdout.write(json.dumps(payload, indent=2))
+            return
+        self.stdout.write(f"Golden run {run.pk}: {run.total} questions, top {run.k}, model {run.model_name}")
+        for r in results:
+            self.stdout.write(f"  {verdict(r):<34} {r.question[:90]}")
+        self.stdout.write(f"recall   {_figure(run.recall)}{_delta(comparison.recall_change)}")
+        self.stdout.write(f"correct  {_figure(run.correct)}{_delta(comparison.correct_change)}")
+        if previous is None:
+            self.stdout.write("First run: nothing to compare with.")
+            return
+        self.stdout.write(f"Compared with run {previous.pk} ({previous.finished_at:%Y-%m-%d %H:%M}, {previous.model_name}):")
+        for change in comparison.changes:
+            self.stdout.write(f"  {change.question[:70]}: {change.was} -> {change.now}")
+        if not comparison.changes:
+            self.stdout.write("  no question changed its verdict")
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _delta(change: float | None) -> str:
+    return "" if change is None else f"  ({change:+.4f} since the last run)"
