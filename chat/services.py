@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db.models import QuerySet
 
+from audit.services import audit_question_asked
 from kb.selectors import passages_search
 
 from . import citations, llm, prompting
@@ -198,6 +199,7 @@ def answer_question(
         raise ConversationNotFound(conversation.pk)
     history = conversation_history(conversation=conversation)
     question = Message.objects.create(conversation=conversation, role=Message.Role.USER, text=text)
+    audit_question_asked(user=user, conversation=conversation, message=question, text=text)
     answer = Message.objects.create(conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
     if not conversation.title:
         conversation.title = text[:80]

@@ -83,11 +83,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.AuditOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -106,6 +108,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.oidc.sso_context",
             ],
         },
     },
@@ -223,6 +226,7 @@ CELERY_BEAT_SCHEDULE = {
     # Content health: each owner's list of documents overdue for review, emailed when email is configured.
     "review-reminders": {"task": "health.review_reminders", "schedule": env_float("REVIEW_REMINDER_HOURS", 168.0) * 3600},
 }
+    "audit-retention": {"task": "audit.purge", "schedule": 24 * 3600.0},
 # Run ingestion worker threads inside the portal process (`manage.py serve`). Default: on in embedded mode.
 EMBEDDED_WORKER = env_bool("LANTERN_EMBEDDED_WORKER", not REDIS_URL)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
@@ -262,21 +266,55 @@ SESSION_COOKIE_SAMESITE = env_str("SESSION_COOKIE_SAMESITE", "Lax")
 CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
 # Longest lifetime (exp - iat) of a widget sign-in token minted by an intranet backend.
 WIDGET_TOKEN_MAX_SECONDS = env_int("WIDGET_TOKEN_MAX_SECONDS", 3600)
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
-SECURE_HSTS_SECONDS = 31536000 if PRODUCTION else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+# The header the TLS proxy sets to "https" (it must overwrite the client's own); empty: no proxy is trusted.
+_PROXY_SSL_HEADER = env_str("PROXY_SSL_HEADER", "X-Forwarded-Proto" if PRODUCTION else "")
+SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https") if _PROXY_SSL_HEADER else None
 X_FRAME_OPTIONS = "DENY"
-SECURE_SSL_REDIRECT = PRODUCTION  # behind the TLS proxy, which sets X-Forwarded-Proto
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)  # behind the TLS proxy, which sets X-Forwarded-Proto
 # HSTS preload commits a whole domain for good; not ours to decide for a company's internal portal.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- JSON API (portal/api.py) --------------------------------------------------------------------
 # Rate limits, "N/period" (second, minute, hour, day) or "off": per user (their session and tokens together), per
 # token, and for questions (each runs the model) per user on top of the first two.
+# --- Single sign-on (OpenID Connect, accounts/oidc.py) ------------------------------------------
+# Off unless OIDC_RP_CLIENT_ID is set; username and password sign-in always stays.
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+# The provider's issuer URL: its endpoints are read from <issuer>/.well-known/openid-configuration on first use.
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER")
+# Or each endpoint by hand (these win over discovery).
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")  # the button says "Sign in with <this>"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+# JSON: claim value -> Django group name(s), e.g. {"hr-staff": "HR", "eng": ["Engineering", "Staff"]}.
+OIDC_GROUP_MAP = env_str("OIDC_GROUP_MAP")
+OIDC_USERNAME_CLAIM = env_str("OIDC_USERNAME_CLAIM", "preferred_username")
+OIDC_TIMEOUT = env_float("OIDC_TIMEOUT", 10.0)
+OIDC_LEEWAY_SECONDS = env_int("OIDC_LEEWAY_SECONDS", 60)  # clock difference tolerated on exp / iat
+OIDC_USE_PKCE = True
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+LOGIN_REDIRECT_URL_FAILURE = "login"
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"] + (
+    ["accounts.oidc.OIDCBackend"] if OIDC_ENABLED else []
+)
+
+# --- Audit log ----------------------------------------------------------------------------------
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 90)
+# Question text is blanked after this many days (the event stays until AUDIT_RETENTION_DAYS).
+AUDIT_QUESTION_TEXT_DAYS = env_int("AUDIT_QUESTION_TEXT_DAYS", AUDIT_RETENTION_DAYS)
+
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/minute")
 API_TOKEN_RATE_LIMIT = env_str("API_TOKEN_RATE_LIMIT", "60/minute")
 API_ASK_RATE_LIMIT = env_str("API_ASK_RATE_LIMIT", "10/minute")

@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("oidc/", include("accounts.oidc")),  # single sign-on; answers 404 unless OIDC_RP_CLIENT_ID is set
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("portal.api")),
     path("accounts/", include("accounts.urls")),
