@@ -246,8 +246,8 @@ def feedback_list(
     since: date | None = None,
     until: date | None = None,
 ) -> list[RatedAnswer]:
-    """Every rated answer, newest rating first. Collection and document filters match the passages the answer was
-    given; dates are the day of the rating, both ends included."""
+    """Every rated answer, newest rating first. Collection and document filters match the passages the answer cites
+    (all it was given, when it cites none); dates are the day of the rating, both ends included."""
     readable = set(collections_readable(user=user))
     ratings = Feedback.objects.select_related("message", "user").annotate(question=question_of(outer="message"))
     if helpful is not None:
@@ -259,12 +259,19 @@ def feedback_list(
     rows = []
     for feedback in ratings.order_by("-created_at", "-id"):
         stored = feedback.message.passages or []
-        if collection_id and not any(p.get("collection_id") == collection_id for p in stored):
+        sources = _sources(stored, feedback.message.citations or [])
+        if collection_id and not any(p.get("collection_id") == collection_id for p in sources):
             continue
-        if document_id and not any(p.get("document_id") == document_id for p in stored):
+        if document_id and not any(p.get("document_id") == document_id for p in sources):
             continue
         rows.append(_rated_answer(feedback, stored=stored, readable=readable))
     return rows
+
+
+def _sources(passages: list[dict], citations: list[dict]) -> list[dict]:
+    """The passages an answer rests on: those it cites, or all it was given when it cites none."""
+    cited = {c.get("n") for c in citations}
+    return [p for p in passages if p.get("n") in cited] or passages
 
 
 def _rated_answer(feedback: Feedback, *, stored: list[dict], readable: set[int]) -> RatedAnswer:
