@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -75,7 +76,7 @@ def _not_authenticated(request, exc: AuthenticationError):
 
 @api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
-    wait = f" Try again in {int(exc.wait) + 1} seconds." if exc.wait else ""
+    wait = f" Try again in {math.ceil(exc.wait)} seconds." if exc.wait else ""
     return api.create_response(request, {"detail": f"Too many requests: slow down.{wait}"}, status=429)
 
 
@@ -145,7 +146,8 @@ def unknown_route(request, rest: str = ""):
 def _urlpatterns() -> list:
     patterns, app_name, namespace = api.urls
     for pattern in patterns:
-        pattern.callback = _json_method_errors(pattern.callback)
+        # ninja's root view only exists to be reversed; it answers with an HTML 404 of its own.
+        pattern.callback = unknown_route if pattern.name == "api-root" else _json_method_errors(pattern.callback)
     return [path("", include((patterns, app_name), namespace=namespace)), re_path(r"^(?P<rest>.*)$", unknown_route)]
 
 
