@@ -89,10 +89,12 @@ def widget_key_get(*, key: str) -> WidgetKey:
     return widget_key
 
 
-def origin_check(*, widget_key: WidgetKey, origin: str | None, own_origin: str) -> None:
+def origin_check(*, widget_key: WidgetKey, origin: str | None, own_origin: str, same_origin: bool = False) -> None:
     """Refuse a browser request sent from a page whose origin the key does not list. Requests without an Origin
-    header come from the portal's own pages (same-origin GETs) or from servers, which CORS does not concern."""
-    if origin and origin != own_origin and not widget_key.allows_origin(origin):
+    header come from the portal's own pages (same-origin GETs) or from servers, which CORS does not concern.
+    `same_origin` is the browser's own word for it (Sec-Fetch-Site, which no page can set), for a portal behind a
+    proxy that hides the scheme or host people use."""
+    if origin and origin != own_origin and not same_origin and not widget_key.allows_origin(origin):
         raise WidgetRefused(403, "origin_refused", f"Pages on {origin} may not use this chat widget.")
 
 
@@ -231,7 +233,6 @@ def _cors(response: HttpResponse, *, request, widget_key: WidgetKey | None) -> H
     response["Vary"] = "Origin"
     if origin and widget_key is not None and widget_key.allows_origin(origin):
         response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Expose-Headers"] = "Content-Type"
         if request.method == "OPTIONS":
             response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
             response["Access-Control-Allow-Headers"] = "Authorization, Content-Type, Accept"
@@ -249,7 +250,10 @@ def widget_endpoint(view):
         widget_key = None
         try:
             widget_key = widget_key_get(key=request.GET.get("key", ""))
-            origin_check(widget_key=widget_key, origin=request.headers.get("Origin"), own_origin=_own_origin(request))
+            origin_check(
+                widget_key=widget_key, origin=request.headers.get("Origin"), own_origin=_own_origin(request),
+                same_origin=request.headers.get("Sec-Fetch-Site") == "same-origin",
+            )
             response = HttpResponse(status=204) if request.method == "OPTIONS" else view(request, widget_key, *args, **kwargs)
         except WidgetRefused as refused:
             if refused.kind == "origin_refused":

@@ -198,6 +198,15 @@ def test_a_request_from_an_origin_the_key_does_not_list_is_refused_without_cors_
     assert "Access-Control-Allow-Origin" not in response
 
 
+def test_the_panels_own_requests_pass_when_a_proxy_hides_the_portals_address(client, widget_key):
+    response = client.get(
+        "/widget/me", {"key": widget_key.key},
+        headers={"Origin": "https://lantern.example.com", "Sec-Fetch-Site": "same-origin", "Authorization": f"Bearer {token_for(widget_key)}"},
+    )
+
+    assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response
+
+
 def test_a_question_from_an_unlisted_origin_is_refused(client, widget_key, fake_llm):
     response = ask(client, widget_key, "How many leave hours carry over?", token_for(widget_key), origin=ELSEWHERE)
 

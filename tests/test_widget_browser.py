@@ -233,3 +233,18 @@ def test_a_page_on_an_origin_the_key_does_not_list_cannot_frame_the_panel(page: 
     frame = page.frames[1]
     assert "/widget/panel" not in frame.url  # chromium shows its own error page instead
     assert frame.get_by_label("Your question").count() == 0
+
+
+def test_someone_signed_in_to_the_portal_asks_as_themselves_without_a_token(signed_in_page: Page, live_portal, fake_llm, intranets, widget):
+    page = signed_in_page
+    allowed, _ = intranets
+    page.goto(intranet_page(allowed, live_portal, widget, name="/no-token.html"))
+    panel = open_panel(page)
+    expect(panel.get_by_text(f"Asking as {live_portal.admin_username}.")).to_be_visible()
+    fake_llm.add_replies(["Up to 240 hours carry over [1]."])
+
+    panel.get_by_label("Your question").fill("How many annual leave hours carry over?")
+    panel.get_by_role("button", name="Ask").click()
+
+    expect(panel.get_by_text("Up to 240 hours carry over")).to_be_visible()
+    expect(panel.get_by_role("link", name="[1]")).to_be_visible()
