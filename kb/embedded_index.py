@@ -165,6 +165,14 @@ class EmbeddedIndex:
             self._posting_arrays[term] = arrays
         return arrays
 
+    def dense_of(self, *, document_id: int, version: int | None = None) -> dict[str, np.ndarray]:
+        """The live points of one document (one version, if given): point id -> unit-length dense vector."""
+        count = len(self._ids)
+        rows = self._alive[:count] & (self._columns["document_id"][:count] == document_id)
+        if version is not None:
+            rows &= self._columns["version"][:count] == version
+        return {self._ids[row]: self._dense[row].copy() for row in np.flatnonzero(rows).tolist()}
+
     def _hits(self, rows: np.ndarray, scores: np.ndarray) -> list[Hit]:
         return [
             Hit(point_id=self._ids[row], score=float(score), payload=dict(self._payloads[row]), dense=self._dense[row].copy())

@@ -230,7 +230,10 @@ def points_ids(*, document_id: int) -> set[str]:
 
 @_serialised
 def points_dense(*, document_id: int, version: int | None = None) -> dict[str, list[float]]:
-    """Each point's dense vector for one document (one version, if given): point id -> vector."""
+    """Each point's dense vector for one document (one version, if given): point id -> vector (for cosine use:
+    in embedded mode it comes from the mirror, normalised, since local mode's scroll tests every point in Python)."""
+    if is_embedded():
+        return {point_id: vector.tolist() for point_id, vector in _embedded_index().dense_of(document_id=document_id, version=version).items()}
     must = [_match("document_id", document_id)] + ([_match("version", version)] if version is not None else [])
     vectors, offset = {}, None
     while True:

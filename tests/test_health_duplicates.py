@@ -132,6 +132,24 @@ def test_the_duplicates_page_is_for_staff_only(client, django_user_model):
     assert response.status_code == 302 and "/login" in response["Location"]
 
 
+def test_a_documents_vectors_read_from_the_embedded_mirror_equal_the_stores_own(collection, monkeypatch):
+    import numpy as np
+
+    from kb import vectorstore
+
+    from .helpers import upload_and_process
+
+    [document] = upload_and_process(collection, ("leave.md", LEAVE_2024))
+    mirrored = vectorstore.points_dense(document_id=document.pk, version=1)
+    monkeypatch.setattr(vectorstore, "is_embedded", lambda: False)  # the path a Qdrant server takes: scroll the store
+    stored = vectorstore.points_dense(document_id=document.pk, version=1)
+
+    assert set(mirrored) == set(stored) == {str(p) for p in document.chunks.values_list("point_id", flat=True)}
+    for point_id, vector in stored.items():
+        unit = np.asarray(vector) / np.linalg.norm(vector)
+        assert np.allclose(mirrored[point_id], unit, atol=1e-5)
+
+
 # --- The comparison of facts, on its own -------------------------------------------------------------------------
 
 
