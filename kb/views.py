@@ -1,4 +1,3 @@
-import mimetypes
 import posixpath
 
 from django.contrib import messages
@@ -190,7 +189,7 @@ def document_file_view(request, pk: int):
     content_type = (
         INLINE_CONTENT_TYPES.get(document.kind)
         or CONTENT_TYPES.get(document.kind)
-        or mimetypes.guess_type(document.source_path)[0]
+        # Not the file name's type: a failed "x.js" served as text/javascript would be a script of the portal's origin.
         or "application/octet-stream"
     )
     if content_type.startswith("text/"):
