@@ -14,7 +14,8 @@
 (function () {
   "use strict";
   const script = document.currentScript;
-  if (!script || window.LanternWidget) return;
+  if (!script || window.LanternWidget || window.lanternWidgetLoading) return; // the line pasted twice adds one widget
+  window.lanternWidgetLoading = true;
   const portal = new URL(script.src, document.baseURI).origin;
   const key = script.getAttribute("data-key") || "";
   const label = script.getAttribute("data-label") || "Ask Lantern";

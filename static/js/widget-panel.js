@@ -168,7 +168,8 @@
       item.id = sourceId(answer.turn, p.n);
       item.querySelector(".wp-source-n").textContent = p.n;
       item.querySelector(".wp-source-title").textContent = p.title || "Untitled document";
-      const meta = (p.heading_path || []).join(" › ");
+      const headings = (p.heading_path || []).filter(function (h, i) { return i > 0 || h !== p.title; });
+      const meta = headings.join(" › ");
       item.querySelector(".wp-source-meta").textContent = [meta, p.page ? "page " + p.page : ""].filter(Boolean).join(" · ");
       item.querySelector(".wp-source-text").textContent = (p.text || "").trim();
       list.appendChild(item);
