@@ -123,3 +123,13 @@ def test_an_answer_drawn_from_a_collection_the_admin_may_not_read_is_withheld(fa
     assert questions(soup) == ["How much will the CEO salary rise?"]
     assert "Old figure" in text(soup) and "400000" not in text(soup)
     assert "drew on a collection you cannot read" in text(soup)
+
+
+@pytest.mark.urls("tests.test_health_gaps")  # the site's URLs with a golden questions route standing in
+def test_an_answer_rated_not_helpful_links_to_making_it_a_golden_question(rated, admin_client):
+    from django.urls import reverse
+
+    soup = page(admin_client, "health:feedback")
+
+    links = {a.find_parent("article").h3.get_text(strip=True): a["href"] for a in soup.find_all("a", string="Make a golden question")}
+    assert links == {MEALS_Q: f"{reverse('health:golden_new')}?message={rated['meals']}"}
