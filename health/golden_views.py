@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -160,7 +160,7 @@ def golden_run_detail(request, run_id: int):
 @staff_member_required
 @require_GET
 def golden_export(request):
-    response = StreamingHttpResponse(golden.golden_export_lines(), content_type="application/x-ndjson; charset=utf-8")
+    response = HttpResponse("".join(golden.golden_export_lines()), content_type="application/x-ndjson; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="questions.jsonl"'
     return response
 

@@ -166,7 +166,7 @@ def test_evaluate_golden_without_golden_questions_says_how_to_add_them():
 
 
 def test_an_export_imports_back_into_the_same_questions(admin_client, golden_from_feedback, leave):
-    exported = b"".join(admin_client.get("/health/golden/export.jsonl").streaming_content)
+    exported = admin_client.get("/health/golden/export.jsonl").content
     record = json.loads(exported.decode().splitlines()[0])
     assert record["doc_ids"] == ["hr/leave.md"] and record["answers"] == ["240 hours"] and record["question"] == QUESTION
     GoldenQuestion.objects.all().delete()
@@ -181,7 +181,7 @@ def test_an_export_imports_back_into_the_same_questions(admin_client, golden_fro
 
 
 def test_importing_the_same_export_twice_updates_instead_of_duplicating(admin_client, golden_from_feedback):
-    exported = b"".join(admin_client.get("/health/golden/export.jsonl").streaming_content)
+    exported = admin_client.get("/health/golden/export.jsonl").content
 
     response = admin_client.post("/health/golden/import", {"file": _file("questions.jsonl", exported)}, follow=True)
 
