@@ -8,8 +8,9 @@ import json
 import re
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from accounts import throttling
 from chat.models import Conversation, Feedback, Message
@@ -28,6 +29,7 @@ from .api_flows import (  # noqa: F401 - fixtures
     fresh_rate_counters,
     handbook,
     post_json,
+    sse_events,
     staff_token,
     token_for,
 )
@@ -82,6 +84,22 @@ def test_a_streamed_ask_sends_the_chat_pages_events_in_order(api, employee_token
     assert kinds.index("sources") < kinds.index("token") < kinds.index("citations")
     assert "".join(data["text"] for kind, data in events if kind == "token") == ANSWER
     assert dict(events)["sources"]["passages"][0]["title"] == "Leave policy"
+
+
+@pytest.mark.django_db(transaction=True)  # the answer runs in a thread of its own, with its own connection
+def test_under_asgi_a_streamed_answer_comes_through_the_async_path(employee_token, handbook, fake_llm):
+    async def read() -> tuple[bool, bytes]:
+        response = await AsyncClient().post(
+            f"{API}/ask", json.dumps({"question": QUESTION, "stream": True}), content_type="application/json",
+            headers=bearer(employee_token),
+        )
+        return response.is_async, b"".join([chunk async for chunk in response.streaming_content])
+
+    is_async, body = async_to_sync(read)()
+    assert is_async
+    events = sse_events(body.decode())
+    assert [kind for kind, _ in events][-2:] == ["citations", "done"]
+    assert dict(events)["citations"]["text"] == ANSWER
 
 
 def test_accept_event_stream_also_streams(api, employee_token, handbook, fake_llm):
