@@ -31,6 +31,7 @@ class BearerToken(HttpBearer):
         if found is None:
             raise AuthenticationError(401, INVALID_TOKEN)
         request.api_token = found
+        request.user = found.user  # code below the API that reads request.user sees the token's owner
         return found.user
 
 

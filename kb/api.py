@@ -14,7 +14,7 @@ from ninja import Field, File, Form, Query, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
-from ingestion.services import documents_upload, document_retry, max_upload_bytes
+from ingestion.services import document_retry, documents_upload, max_upload_bytes
 from ingestion.views import incoming_file
 
 from . import selectors, services
