@@ -15,7 +15,7 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from ingestion.services import document_retry, documents_upload, max_upload_bytes
-from ingestion.views import incoming_file
+from ingestion.views import incoming_file, review_fields
 
 from . import selectors, services
 from .models import Collection, Document, UploadBatch
@@ -131,17 +131,30 @@ def document(request, document_id: int):
 
 
 @router.post("/documents", response={201: UploadOut}, summary="Upload files into a collection (staff)")
-def upload(request, collection_id: int = Form(...), files: list[UploadedFile] = File(...)):
+def upload(
+    request,
+    collection_id: int = Form(...),
+    files: list[UploadedFile] = File(...),
+    owner: str = Form("", description="Username of who answers for the content (content health)."),
+    review_by: str = Form("", description="When the content should next be checked, YYYY-MM-DD."),
+):
     """Each file becomes a queued document (or a new version of one); zips are unpacked. A file over the upload limit
     refuses the whole request with 413, and nothing is recorded."""
     user = _staff(request)
     collection = _readable_collection(user, collection_id)
+    review, problem = review_fields({"owner": owner, "review_by": review_by})
+    if problem:
+        raise HttpError(422, problem)
     if too_large := [f.name for f in files if f.size > max_upload_bytes()]:
         raise HttpError(
             413, f"{too_large[0]} is larger than the {settings.MAX_UPLOAD_MB} MB upload limit; nothing was uploaded."
         )
     result = documents_upload(
-        collection=collection, files=[incoming_file(f) for f in files], user=user, label=f"{len(files)} file(s) by {user} (API)"
+        collection=collection,
+        files=[incoming_file(f) for f in files],
+        user=user,
+        label=f"{len(files)} file(s) by {user} (API)",
+        **review,
     )
     payload = selectors.document_status_payload
     return Status(

@@ -279,6 +279,27 @@ def test_an_upload_without_files_or_collection_is_422(api, staff_token, collecti
     assert response.status_code == 422 and response.json()["detail"].startswith("collection_id: ")
 
 
+def test_an_upload_can_name_the_owner_and_review_date(api, staff_token, staff_user, collection):
+    response = api.post(
+        f"{API}/documents",
+        {"collection_id": collection.pk, "files": [SimpleUploadedFile("a.txt", b"A.")], "owner": "alice", "review_by": "2027-03-01"},
+        headers=bearer(staff_token),
+    )
+    assert response.status_code == 201
+    document = Document.objects.get()
+    assert document.owner == staff_user and str(document.review_by) == "2027-03-01"
+
+
+def test_an_upload_naming_an_unknown_owner_is_422_and_nothing_is_recorded(api, staff_token, collection):
+    response = api.post(
+        f"{API}/documents",
+        {"collection_id": collection.pk, "files": [SimpleUploadedFile("a.txt", b"A.")], "owner": "nobody"},
+        headers=bearer(staff_token),
+    )
+    assert response.status_code == 422 and "No active user is called 'nobody'" in response.json()["detail"]
+    assert not Document.objects.exists()
+
+
 def test_an_upload_to_a_collection_that_does_not_exist_is_404(api, staff_token, db):
     response = upload(api, staff_token, 999999, ("a.txt", b"A."))
     assert response.status_code == 404 and not Document.objects.exists()
