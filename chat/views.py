@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -225,7 +226,8 @@ async def _sse_async(events: Iterator) -> AsyncIterator[bytes]:
                 connections.close_all()  # this thread's connections; nothing else would close them
                 hand_over(_FINISHED)
 
-    threading.Thread(target=produce, name="chat-answer", daemon=True).start()
+    # With the request's context variables, so what the answer records (the audit log's who and from where) is known.
+    threading.Thread(target=contextvars.copy_context().run, args=(produce,), name="chat-answer", daemon=True).start()
     try:
         while (item := await queue.get()) is not _FINISHED:
             yield item

@@ -155,3 +155,21 @@ def test_the_audit_admin_filters_events_and_allows_no_change(client, admin_user,
     client.post(f"/admin/audit/auditevent/{event.pk}/change/", {"action": "auth.logout"})
     event.refresh_from_db()
     assert event.action == AuditEvent.Action.LOGIN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_question_streamed_by_the_asgi_server_is_recorded_with_the_askers_address(employee, fake_llm):
+    # Under ASGI the answer runs in a thread of its own (chat.views._sse_async); the origin must follow it there.
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    async def ask() -> bytes:
+        client = AsyncClient()
+        await client.aforce_login(employee)
+        response = await client.post("/chat/ask", {"question": "Where is the canteen?"}, headers={"accept": "text/event-stream"})
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    assert b"event: done" in async_to_sync(ask)()
+
+    (event,) = events(AuditEvent.Action.QUESTION_ASKED)
+    assert event.actor == employee and event.ip == "127.0.0.1" and event.via == AuditEvent.Via.WEB
