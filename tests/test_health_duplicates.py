@@ -141,8 +141,9 @@ def test_a_documents_vectors_read_from_the_embedded_mirror_equal_the_stores_own(
 
     [document] = upload_and_process(collection, ("leave.md", LEAVE_2024))
     mirrored = vectorstore.points_dense(document_id=document.pk, version=1)
-    monkeypatch.setattr(vectorstore, "is_embedded", lambda: False)  # the path a Qdrant server takes: scroll the store
-    stored = vectorstore.points_dense(document_id=document.pk, version=1)
+    with monkeypatch.context() as patch:  # the path a Qdrant server takes: scroll the store
+        patch.setattr(vectorstore, "is_embedded", lambda: False)
+        stored = vectorstore.points_dense(document_id=document.pk, version=1)
 
     assert set(mirrored) == set(stored) == {str(p) for p in document.chunks.values_list("point_id", flat=True)}
     for point_id, vector in stored.items():

@@ -9,10 +9,11 @@ from django.core.management import CommandError, call_command
 from chat import services
 from chat.models import UnansweredQuestion
 from health.models import GoldenQuestion, GoldenRun
+from ingestion.worker import EmbeddedWorker
 from kb.models import Collection
 from tests.fake_llm import FakeLLM
 
-from .helpers import markdown, upload_and_process
+from .helpers import markdown, upload_and_process, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -144,20 +145,21 @@ def test_the_golden_page_shows_the_last_run_and_its_change_since_the_one_before(
     assert "<strong>missed</strong>" in page and "<strong>wrong</strong>" in page
 
 
-def test_the_run_button_queues_a_run_that_the_worker_completes_with_progress(admin_client, golden_from_feedback, fake_llm, django_capture_on_commit_callbacks, monkeypatch):
-    from health import checks, golden
-
-    ran = []
-    monkeypatch.setattr(checks.run_golden_questions, "delay", lambda run_id: ran.append(golden.golden_run_execute(run_id=run_id)))
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_run_button_runs_the_questions_in_the_worker_and_reports_its_progress(admin_client, golden_from_feedback, fake_llm):
     fake_llm.add_replies(["You can carry over 240 hours [1]."])
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with EmbeddedWorker():
         response = admin_client.post("/health/golden/runs/")
+        run = GoldenRun.objects.get()
+        wait_for(lambda: GoldenRun.objects.get(pk=run.pk).status == GoldenRun.Status.DONE, timeout=120, message="the run")
 
-    run = GoldenRun.objects.get()
-    assert response.status_code == 302 and ran == [run]
+    assert response.status_code == 302 and response["Location"].endswith(f"#run-{run.pk}")
     status = admin_client.get(f"/health/golden/runs/{run.pk}/status.json").json()
     assert status == {"id": run.pk, "status": "done", "completed": 1, "total": 1, "progress": 1.0, "error": ""}
+    page = admin_client.get("/health/golden/").content.decode()
+    assert "recall <strong>1.00</strong>" in page and "correct <strong>1.00</strong>" in page
 
 
 def test_evaluate_golden_without_golden_questions_says_how_to_add_them():
