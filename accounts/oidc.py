@@ -236,7 +236,8 @@ class OIDCBackend(OIDCAuthenticationBackend):
 
     def get_or_create_user(self, access_token, id_token, payload):
         try:
-            return super().get_or_create_user(access_token, id_token, payload)
+            with transaction.atomic():  # an account is created with its groups or not at all
+                return super().get_or_create_user(access_token, id_token, payload)
         except SuspiciousOperation as error:  # the library's "Claims verification failed" / "Multiple users returned"
             reason = (
                 "two accounts here share that email address; an administrator must merge them."
@@ -290,6 +291,9 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
         except requests.RequestException as error:
             logger.warning("Single sign-on: the provider failed: %s", error)
             return _refused(request, "the provider could not be reached or refused the code. Try again.")
+        except ImproperlyConfigured as error:
+            logger.error("Single sign-on is misconfigured: %s", error)
+            return _refused(request, f"single sign-on is misconfigured ({error}). Tell an administrator.")
 
     def login_failure(self):
         messages.error(

@@ -68,8 +68,12 @@ def test_the_pages_work_under_the_policy_and_break_none_of_it(signed_in_page: Pa
     expect(page.locator("mark")).to_contain_text("<script>window.pwned = 'document'</script>")
     seen["passage"] = violations(page)
 
-    for url in ("/documents/", "/admin/", "/admin/kb/document/", "/admin/audit/auditevent/", "/admin/auth/user/add/"):
+    for url in ("/documents/", "/accounts/tokens/", "/health/", "/health/gaps/", "/health/documents/", "/health/golden/",
+                "/health/duplicates/", "/admin/", "/admin/kb/document/", "/admin/audit/auditevent/"):
         seen[url] = visit(page, url)
+    seen["API docs"] = visit(page, "/api/v1/docs")
+    expect(page.get_by_role("heading", name=re.compile("Lantern API"))).to_be_visible()  # Swagger UI drew the page
+    seen["admin, add user"] = visit(page, "/admin/auth/user/add/")
     expect(page.get_by_role("heading", name="Add user")).to_be_visible()
 
     assert {name: found for name, found in seen.items() if found} == {}

@@ -143,3 +143,14 @@ def test_username_and_password_still_work_while_sso_is_on(client, sso, django_us
     client.post("/accounts/login/", {"username": "olga", "password": "pw-olga-12345"})
 
     assert signed_in_name(client) == "olga"
+
+
+def test_a_group_map_that_is_not_json_is_reported_on_the_sign_in_page(client, sso, settings, django_user_model):
+    settings.OIDC_GROUP_MAP = "hr-staff=HR"
+
+    response = sign_in(client, sso, {**ERIN, "groups": ["hr-staff"]})
+
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert "single sign-on is misconfigured (OIDC_GROUP_MAP is not valid JSON" in message
+    assert signed_in_name(client) is None
+    assert not django_user_model.objects.filter(username="erin").exists()
