@@ -2,13 +2,15 @@
 against the real index with a scripted model server, compared run to run, exported and imported as a dataset."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from chat import services
+from chat import evaluation, services
 from chat.models import UnansweredQuestion
 from health.models import GoldenQuestion, GoldenRun
+from ingestion.services import IncomingFile, documents_upload
 from ingestion.worker import EmbeddedWorker
 from kb.models import Collection
 from tests.fake_llm import FakeLLM
@@ -195,8 +197,6 @@ def test_a_shared_datasets_questions_import_when_their_documents_exist(admin_cli
     corpus = Collection.objects.create(name="eval-mini")
     records = [{"id": "doc-1", "title": "Parking", "text": "Staff park for free in garage C on weekends."},
                {"id": "doc-2", "title": "Canteen", "text": "The canteen opens at 8 am and closes at 3 pm."}]
-    from ingestion.services import IncomingFile, documents_upload
-
     documents_upload(collection=corpus, files=[IncomingFile(name=r["id"], data=r["text"].encode(), title=r["title"]) for r in records])
     questions = [
         {"id": "q1", "question": "Where can I park at the weekend?", "doc_ids": ["doc-1"], "evidence": ["garage C"], "answers": ["garage C"]},
@@ -213,6 +213,32 @@ def test_a_shared_datasets_questions_import_when_their_documents_exist(admin_cli
     imported = {g.external_id: g for g in GoldenQuestion.objects.all()}
     assert imported["q1"].sources[0]["source_path"] == "doc-1" and imported["q1"].evidence == ["garage C"]
     assert imported["q2"].sources[0]["title"] == "Canteen"  # matched by title
+
+
+HANDBOOK = Path(__file__).resolve().parents[2] / "shared" / "eval" / "handbook"
+
+
+@pytest.mark.skipif(not (HANDBOOK / "questions.jsonl").is_file(), reason="the shared handbook dataset is not on this machine")
+def test_the_shared_handbooks_questions_import_for_the_documents_that_were_uploaded(admin_client):
+    dataset = evaluation.dataset_load(HANDBOOK)
+    uploaded = sorted({q.doc_ids[0] for q in dataset.questions if q.doc_ids})[:2]
+    corpus = Collection.objects.create(name="handbook")
+    documents_upload(collection=corpus, files=[IncomingFile(name=p, data=(HANDBOOK / "corpus" / p).read_bytes()) for p in uploaded])
+    importable = [q for q in dataset.questions if set(q.doc_ids) <= set(uploaded) and (q.doc_ids or q.answers == ("NOT_IN_CORPUS",))]
+    assert 0 < len(importable) < len(dataset.questions)  # some lines import, the others are skipped
+
+    data = (HANDBOOK / "questions.jsonl").read_bytes()
+    response = admin_client.post("/health/golden/import", {"file": _file("questions.jsonl", data), "collection": corpus.pk}, follow=True)
+
+    page = response.content.decode()
+    assert f"Imported {len(importable)} new and updated 0" in page
+    assert page.count("Skipped line") == min(20, len(dataset.questions) - len(importable))
+    imported = {g.external_id: g for g in GoldenQuestion.objects.all()}
+    assert sorted(imported) == sorted(q.id for q in importable)
+    for question in importable:
+        golden = imported[question.id]
+        assert [s["source_path"] for s in golden.sources] == list(question.doc_ids)
+        assert golden.evidence == list(question.evidence) and golden.question == question.question
 
 
 def test_golden_pages_are_for_staff_only(client, employee):
