@@ -209,7 +209,8 @@ def conversation(request, conversation_id: int):
         if message.role == Message.Role.ASSISTANT:
             services.message_scope(message=message, readable=readable)  # passages the user may no longer read go
         messages.append(_message_out(message, feedback.get(message.pk)))
-    return {**ConversationOut.from_orm(found).dict(), "messages": messages}
+    return {"id": found.pk, "title": found.title, "created_at": found.created_at, "updated_at": found.updated_at,
+            "messages": messages}
 
 
 def _message_out(message: Message, feedback: Feedback | None) -> dict:
