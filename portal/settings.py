@@ -223,10 +223,10 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "lantern")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "recover-stalled-documents": {"task": "ingestion.recover_stalled", "schedule": 300.0},
+    "audit-retention": {"task": "audit.purge", "schedule": 24 * 3600.0},
     # Content health: each owner's list of documents overdue for review, emailed when email is configured.
     "review-reminders": {"task": "health.review_reminders", "schedule": env_float("REVIEW_REMINDER_HOURS", 168.0) * 3600},
 }
-    "audit-retention": {"task": "audit.purge", "schedule": 24 * 3600.0},
 # Run ingestion worker threads inside the portal process (`manage.py serve`). Default: on in embedded mode.
 EMBEDDED_WORKER = env_bool("LANTERN_EMBEDDED_WORKER", not REDIS_URL)
 WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1)
@@ -280,9 +280,6 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)  # behind the 
 # HSTS preload commits a whole domain for good; not ours to decide for a company's internal portal.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
-# --- JSON API (portal/api.py) --------------------------------------------------------------------
-# Rate limits, "N/period" (second, minute, hour, day) or "off": per user (their session and tokens together), per
-# token, and for questions (each runs the model) per user on top of the first two.
 # --- Single sign-on (OpenID Connect, accounts/oidc.py) ------------------------------------------
 # Off unless OIDC_RP_CLIENT_ID is set; username and password sign-in always stays.
 OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
@@ -315,6 +312,9 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 90)
 # Question text is blanked after this many days (the event stays until AUDIT_RETENTION_DAYS).
 AUDIT_QUESTION_TEXT_DAYS = env_int("AUDIT_QUESTION_TEXT_DAYS", AUDIT_RETENTION_DAYS)
 
+# --- JSON API (portal/api.py) --------------------------------------------------------------------
+# Rate limits, "N/period" (second, minute, hour, day) or "off": per user (their session and tokens together), per
+# token, and for questions (each runs the model) per user on top of the first two.
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "120/minute")
 API_TOKEN_RATE_LIMIT = env_str("API_TOKEN_RATE_LIMIT", "60/minute")
 API_ASK_RATE_LIMIT = env_str("API_ASK_RATE_LIMIT", "10/minute")
