@@ -15,6 +15,7 @@ with a message saying why, on the sign-in page.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 
@@ -200,23 +201,29 @@ class OIDCBackend(OIDCAuthenticationBackend):
             raise OIDCLoginRefused(f"the identity token failed a check ({error}).") from error
 
     def verify_claims(self, claims) -> bool:
-        return bool(claims.get(settings.OIDC_USERNAME_CLAIM) or claims.get("email"))
+        """Accounts are matched by email, so a sign-in needs one the provider has not marked unverified (providers
+        that never send email_verified, such as Entra ID, are trusted for it)."""
+        if not claims.get("email"):
+            raise OIDCLoginRefused("the provider did not send an email address (ask for the email scope).")
+        if claims.get("email_verified") is False:
+            raise OIDCLoginRefused("the provider has not verified this email address.")
+        return True
 
-    def filter_users_by_claims(self, claims):
-        email = claims.get("email")
-        if email and claims.get("email_verified") is not False:
-            return self.UserModel.objects.filter(email__iexact=email)
-        name = claims.get(settings.OIDC_USERNAME_CLAIM)
-        return self.UserModel.objects.filter(username=name) if name else self.UserModel.objects.none()
+    @staticmethod
+    def _usernames(claims) -> list[str]:
+        """Names a new account may get: the provider's username claim (or the email), then the same with a suffix
+        derived from the provider's subject, for when a local account already has the name."""
+        base = str(claims.get(settings.OIDC_USERNAME_CLAIM) or claims["email"])[:140]
+        suffix = hashlib.sha256(f"{settings.OIDC_OP_ISSUER}|{claims.get('sub', '')}".encode()).hexdigest()[:8]
+        return [base, f"{base}-{suffix}"]
 
     def get_username(self, claims) -> str:
-        """The provider's username claim (or the email), made unique among existing accounts."""
-        base = str(claims.get(settings.OIDC_USERNAME_CLAIM) or claims.get("email"))[:140]
-        name, n = base, 1
-        while self.UserModel.objects.filter(username=name).exists():
-            n += 1
-            name = f"{base}-{n}"
-        return name
+        names = self._usernames(claims)
+        taken = set(self.UserModel.objects.filter(username__in=names).values_list("username", flat=True))
+        free = [name for name in names if name not in taken]
+        if not free:
+            raise OIDCLoginRefused("an account with this name exists already; an administrator must rename one.")
+        return free[0]
 
     def create_user(self, claims):
         user = super().create_user(claims)
@@ -238,12 +245,8 @@ class OIDCBackend(OIDCAuthenticationBackend):
         try:
             with transaction.atomic():  # an account is created with its groups or not at all
                 return super().get_or_create_user(access_token, id_token, payload)
-        except SuspiciousOperation as error:  # the library's "Claims verification failed" / "Multiple users returned"
-            reason = (
-                "two accounts here share that email address; an administrator must merge them."
-                if "Multiple" in str(error) else "the provider gave neither a username nor an email address."
-            )
-            raise OIDCLoginRefused(reason) from error
+        except SuspiciousOperation as error:  # the library's "Multiple users returned"
+            raise OIDCLoginRefused("two accounts here share that email address; an administrator must merge them.") from error
 
 
 # --- Views -----------------------------------------------------------------------------------------------------------

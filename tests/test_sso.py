@@ -154,3 +154,26 @@ def test_a_group_map_that_is_not_json_is_reported_on_the_sign_in_page(client, ss
     assert "single sign-on is misconfigured (OIDC_GROUP_MAP is not valid JSON" in message
     assert signed_in_name(client) is None
     assert not django_user_model.objects.filter(username="erin").exists()
+
+
+def test_a_provider_user_whose_email_is_not_verified_is_refused(client, sso, django_user_model):
+    django_user_model.objects.create_superuser("erin", email="erin@example.com", password="pw-local-12345")
+
+    response = sign_in(client, sso, {**ERIN, "email_verified": False})
+
+    (message,) = [str(m) for m in response.context["messages"]]
+    assert message == "Sign-in with Corp ID was refused: the provider has not verified this email address."
+    assert signed_in_name(client) is None
+
+
+def test_a_provider_user_named_like_a_local_account_gets_an_account_of_their_own(client, sso, django_user_model):
+    local = django_user_model.objects.create_superuser("erin", email="erin.local@example.com", password="pw-12345678")
+
+    sign_in(client, sso, {**ERIN, "groups": ["hr-staff"]})
+    client.logout()
+    response = sign_in(client, sso, {**ERIN, "groups": ["hr-staff"]})  # found again by email, not made twice
+
+    user = response.context["user"]
+    assert user.username.startswith("erin-") and user.email == "erin@example.com" and not user.is_superuser
+    assert django_user_model.objects.count() == 2
+    assert local.groups.count() == 0
