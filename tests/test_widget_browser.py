@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,8 +107,8 @@ class Widget:
     key: str
     secret: str
 
-    def token(self, username: str, groups: list[str]) -> str:
-        return mint_token(key=self.key, secret=self.secret, username=username, groups=groups)
+    def token(self, username: str, groups: list[str], **kwargs) -> str:
+        return mint_token(key=self.key, secret=self.secret, username=username, groups=groups, **kwargs)
 
 
 def _portal_environment(pid: int) -> dict[str, str]:
@@ -131,13 +132,14 @@ def widget(live_portal, intranets) -> Widget:
     return Widget(**json.loads(line.removeprefix("WIDGET ")))
 
 
-def intranet_page(site: HostSite, live_portal, widget: Widget, *, token: str = "", name: str = "/index.html") -> str:
+def intranet_page(site: HostSite, live_portal, widget: Widget, *, token: str = "", token_url: str = "", name: str = "/index.html") -> str:
     """An intranet page with the one-line embed, plus CSS that would restyle every button it could reach."""
     site.pages[name] = (
         "<!doctype html><html lang=en><head><title>Intranet</title>"
         "<style>button { background: red !important; font-size: 40px !important; }</style></head>"
         "<body><h1>Intranet home</h1><p>Welcome.</p>"
-        f'<script src="{live_portal.url}widget.js" data-key="{widget.key}" data-token="{token}" async></script>'
+        f'<script src="{live_portal.url}widget.js" data-key="{widget.key}" data-token="{token}" data-token-url="{token_url}" async>'
+        "</script>"
         "</body></html>"
     )
     return site.url(name)
@@ -249,3 +251,15 @@ def test_someone_signed_in_to_the_portal_asks_as_themselves_without_a_token(sign
 
     expect(panel.get_by_text("Up to 240 hours carry over")).to_be_visible()
     expect(panel.get_by_role("link", name="[1]")).to_be_visible()
+
+
+def test_an_expired_token_on_the_page_is_replaced_from_the_intranets_token_url(page: Page, live_portal, intranets, widget):
+    allowed, _ = intranets
+    allowed.pages["/lantern-token"] = json.dumps({"token": widget.token("tess", [])})
+    expired = widget.token("tess", [], lifetime_seconds=600, now=time.time() - 3600)
+    page.goto(intranet_page(allowed, live_portal, widget, token=expired, token_url="/lantern-token", name="/expired.html"))
+
+    panel = open_panel(page)
+
+    expect(panel.get_by_text("Asking as tess.")).to_be_visible()
+    expect(panel.get_by_role("button", name="Ask")).to_be_enabled()

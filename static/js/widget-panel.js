@@ -80,7 +80,7 @@
     document.getElementById("wp-problem").hidden = !text;
   }
 
-  async function identify() {
+  async function identify(retried) {
     let body = {};
     let response;
     try {
@@ -91,6 +91,8 @@
       return;
     }
     if (!response.ok) {
+      // A page open for longer than its token lives: the host fetches a fresh one from its data-token-url, if any.
+      if (body.kind === "token_expired" && token && hostOrigin && !retried && (await freshToken())) return identify(true);
       askButton.disabled = true;
       who.textContent = "";
       showProblem(body.error || "The chat is not available here.", body.kind === "sign_in_required");
