@@ -19,6 +19,7 @@ class AuditEvent(models.Model):
         ADMIN_DELETION = "admin.deletion", "Admin: deleted"
         DOCUMENT_UPLOADED = "document.uploaded", "Document uploaded"
         DOCUMENT_DELETED = "document.deleted", "Document deleted"
+        DOCUMENT_RETRIED = "document.retried", "Document retried"
 
     class Via(models.TextChoices):
         WEB = "web", "Web pages"

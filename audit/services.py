@@ -102,6 +102,16 @@ def audit_question_asked(*, user, conversation, message, text: str) -> AuditEven
     )
 
 
+def audit_document_retried(*, document) -> AuditEvent | None:
+    """A failed document queued again, by the current request's user (or the system)."""
+    return audit_record(
+        action=AuditEvent.Action.DOCUMENT_RETRIED,
+        actor=origin_user(),
+        target=target_of(document),
+        detail={"collection_id": document.collection_id, "source_path": document.source_path},
+    )
+
+
 @dataclass(frozen=True)
 class PurgeResult:
     deleted: int

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.services import audit_document_retried
 from kb.models import Collection, Document, UploadBatch
 
 from .detection import detect_kind
@@ -259,6 +260,7 @@ def document_retry(*, document: Document) -> bool:
     )
     if updated:
         transaction.on_commit(lambda: documents_enqueue(document_ids=[document.pk]))
+        audit_document_retried(document=document)
     return bool(updated)
 
 

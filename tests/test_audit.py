@@ -10,7 +10,7 @@ from audit import tasks
 from audit.models import AuditEvent
 from kb.models import Collection, Document
 from tests.fake_llm import FakeLLM
-from tests.helpers import markdown, upload
+from tests.helpers import markdown, process, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +173,15 @@ def test_a_question_streamed_by_the_asgi_server_is_recorded_with_the_askers_addr
 
     (event,) = events(AuditEvent.Action.QUESTION_ASKED)
     assert event.actor == employee and event.ip == "127.0.0.1" and event.via == AuditEvent.Via.WEB
+
+
+def test_retrying_a_failed_document_from_the_documents_page_is_recorded(client, collection, staff_user):
+    (document,) = upload(collection, ("blob.bin", b"\x00\x01\x02\xff" * 64), user=staff_user).queued
+    process(document)
+    client.force_login(staff_user)
+
+    client.post(f"/documents/{document.pk}/retry", {})
+
+    (retried,) = events(AuditEvent.Action.DOCUMENT_RETRIED)
+    assert retried.actor == staff_user and retried.target == f"kb.document:{document.pk} blob"
+    assert Document.objects.get(pk=document.pk).status == Document.Status.QUEUED
