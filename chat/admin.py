@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
@@ -64,11 +65,12 @@ class WidgetKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="Snippet for the intranet page")
     def embed_snippet(self, obj: WidgetKey) -> str:
+        portal = (getattr(settings, "PORTAL_URL", "") or "https://PORTAL").rstrip("/")
         return format_html(
-            "<code>&lt;script src=\"https://PORTAL/widget.js\" data-key=\"{}\" async&gt;&lt;/script&gt;</code>"
+            "<code>&lt;script src=\"{}/widget.js\" data-key=\"{}\" async&gt;&lt;/script&gt;</code>"
             "<br>Add <code>data-token=\"…\"</code> (a token your intranet's backend signs with the secret above) to ask "
             "as the signed-in employee. See README, “Embedding the chat widget”.",
-            obj.key,
+            portal, obj.key,
         )
 
     @admin.action(description="Rotate the secret (tokens signed with the old one stop working)")
