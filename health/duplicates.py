@@ -18,7 +18,6 @@ import hashlib
 import logging
 import re
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np

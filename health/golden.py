@@ -191,6 +191,8 @@ def golden_run_start(*, user, k: int | None = None) -> GoldenRun:
     unfinished = GoldenRun.objects.filter(status__in=[GoldenRun.Status.QUEUED, GoldenRun.Status.RUNNING]).first()
     if unfinished is not None:
         return unfinished
+    if not GoldenQuestion.objects.exists():
+        raise GoldenError("There are no golden questions to run yet.")
     run = golden_run_create(user=user, k=k)
     from .checks import run_golden_questions
 

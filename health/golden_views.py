@@ -132,9 +132,11 @@ def golden_delete(request, golden_id: int):
 @staff_member_required
 @require_POST
 def golden_run_start(request):
-    run = golden.golden_run_start(user=request.user)
-    if run.total == 0:
-        messages.error(request, "There are no golden questions to run yet.")
+    try:
+        run = golden.golden_run_start(user=request.user)
+    except golden.GoldenError as error:
+        messages.error(request, str(error))
+        return redirect("health:golden")
     return redirect(f"{reverse('health:golden')}#run-{run.pk}")
 
 

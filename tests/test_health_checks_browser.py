@@ -1,6 +1,6 @@
 """Content health checks in a real browser (fixtures in tests/browser.py): the golden question source picker used
 with the keyboard alone, and conflicting documents uploaded through the page shown side by side on a phone-wide
-screen. Each test saves a screenshot of what it saw under test-artifacts/browser/<test name>/."""
+screen, one of them retired. Each test saves a screenshot of what it saw under test-artifacts/browser/<test name>/."""
 
 import re
 from pathlib import Path
@@ -79,6 +79,11 @@ def test_conflicting_uploads_are_shown_side_by_side_on_a_narrow_screen(signed_in
     conflict = page.get_by_role("article", name=re.compile("Conflict"))
     expect(conflict.locator("mark", has_text="45")).to_be_visible()
     expect(conflict.locator("mark", has_text="60")).to_be_visible()
-    expect(conflict.get_by_role("button", name=re.compile("Retire"))).to_have_count(2)
+    expect(conflict.get_by_text("Retire this document…")).to_have_count(2)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     screenshot(page, request, "duplicates-360px.png")
+
+    conflict.get_by_text("Retire this document…").last.click()
+    conflict.get_by_role("button", name=re.compile("Retire")).click()  # the one just revealed
+    expect(page.get_by_text("was retired")).to_be_visible()
+    expect(page.get_by_text("No conflicting passages found.")).to_be_visible()

@@ -169,6 +169,13 @@ def test_evaluate_golden_without_golden_questions_says_how_to_add_them():
         call_command("evaluate", "--golden")
 
 
+def test_the_run_button_with_no_golden_questions_says_so_and_starts_nothing(admin_client):
+    response = admin_client.post("/health/golden/runs/", follow=True)
+
+    assert "There are no golden questions to run yet." in response.content.decode()
+    assert not GoldenRun.objects.exists()
+
+
 def test_an_export_imports_back_into_the_same_questions(admin_client, golden_from_feedback, leave):
     exported = admin_client.get("/health/golden/export.jsonl").content
     record = json.loads(exported.decode().splitlines()[0])
