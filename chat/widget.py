@@ -36,6 +36,7 @@ from django.http import HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
@@ -230,7 +231,7 @@ def _bearer(request) -> str | None:
 def _cors(response: HttpResponse, *, request, widget_key: WidgetKey | None) -> HttpResponse:
     """CORS headers for the key's listed origins only (never with credentials: cross-origin callers send a token)."""
     origin = request.headers.get("Origin")
-    response["Vary"] = "Origin"
+    patch_vary_headers(response, ["Origin"])
     if origin and widget_key is not None and widget_key.allows_origin(origin):
         response["Access-Control-Allow-Origin"] = origin
         if request.method == "OPTIONS":
