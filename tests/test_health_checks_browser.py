@@ -2,7 +2,10 @@
 with the keyboard alone, and conflicting documents uploaded through the page shown side by side on a phone-wide
 screen, one of them retired. Each test saves a screenshot of what it saw under test-artifacts/browser/<test name>/."""
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ pytest_plugins = ["tests.browser"]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "test-artifacts" / "browser"
 
 
 def screenshot(page: Page, request, name: str) -> None:
@@ -87,3 +91,33 @@ def test_conflicting_uploads_are_shown_side_by_side_on_a_narrow_screen(signed_in
     conflict.get_by_role("button", name=re.compile("Retire")).click()  # the one just revealed
     expect(page.get_by_text("was retired")).to_be_visible()
     expect(page.get_by_text("No conflicting passages found.")).to_be_visible()
+
+
+def test_evaluate_golden_hands_the_run_to_the_running_portal_and_follows_it(signed_in_page: Page, live_portal, fake_llm):
+    page = signed_in_page
+    upload_and_wait(page, collection="Badges", name="badges.md", title="Badge rules",
+                    text="A lost badge is replaced at the front desk for 10 euros.")
+    page.goto("/health/golden/new/")
+    page.get_by_role("textbox", name="Question", exact=True).fill("What does a new badge cost?")
+    page.get_by_label("Find the document (title or file name)").fill("badge")
+    page.get_by_role("radio", name=re.compile("badges.md")).check()
+    page.get_by_label("Reference answer").fill("10 euros")
+    page.get_by_role("button", name="Save golden question").click()
+    expect(page.get_by_text("Golden question added")).to_be_visible()
+    # The portal holds the embedded vector store, so the command cannot search itself: it queues the run for the
+    # portal's worker and follows it through the database. It runs with the portal's own settings.
+    environ = Path(f"/proc/{live_portal.process.pid}/environ").read_bytes().decode()
+    env = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
+    log_offset = live_portal.log_size()
+    fake_llm.default_reply = "A new badge costs 10 euros [1]."
+    try:
+        finished = subprocess.run([sys.executable, "manage.py", "evaluate", "--golden", "--json"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=300)
+    finally:
+        fake_llm.default_reply = "OK"
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads(finished.stdout)
+    [badge] = [r for r in report["results"] if r["question"] == "What does a new badge cost?"]
+    assert badge["recall"] == 1.0 and badge["correct"] is True
+    assert "health.run_golden_questions" in live_portal.log_since(log_offset)
