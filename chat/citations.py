@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ingestion.embedding import embed_texts, lexical_terms
+from ingestion.embedding import embed_interactive, lexical_terms
 
 if TYPE_CHECKING:
     from kb.selectors import Passage
@@ -201,7 +201,7 @@ def passage_windows(passage: Passage) -> list[str]:
 def _cosines(sentences: list[str], windows: dict[int, list[str]]) -> dict[tuple[str, int], float]:
     """Cosine of each sentence with each cited passage's best window, from one batched embedding call."""
     window_texts = [w for ws in windows.values() for w in ws]
-    vectors = embed_texts(sentences + window_texts)
+    vectors = embed_interactive(sentences + window_texts)
     sentence_vectors = vectors[: len(sentences)]
     result: dict[tuple[str, int], float] = {}
     offset = len(sentences)

@@ -66,6 +66,7 @@ class Command(BaseCommand):
             from ingestion import embedding
 
             embedding.embedding_model()
+            embedding.embed_query("warm up")  # the questions' own copy of the model
             if not settings.LLM_BASE_URL and settings.LLM_WARM_START:
                 try:
                     self.stdout.write(f"Local language model ready at {local_model.ensure_server()}")
