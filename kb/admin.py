@@ -12,6 +12,7 @@ from ingestion.views import incoming_file
 
 from . import services
 from .models import Chunk, Collection, Document
+from .selectors import collections_readable
 
 # An upload's message names at most this many refused files; the documents page lists them all.
 REFUSALS_IN_MESSAGE = 5
@@ -129,7 +130,12 @@ class DocumentAdmin(admin.ModelAdmin):
     list_display = (
         "title", "collection", "kind", "status", "progress_percent", "version", "chunk_count", "owner", "review_by", "updated_at",
     )
-    list_filter = ("status", "kind", "collection", "review_by")
+    list_filter = ("status", "kind", ("collection", admin.RelatedOnlyFieldListFilter), "review_by")
+
+    def get_queryset(self, request):
+        # Staff manage the documents of collections they may read; a superuser reads every collection.
+        readable = collections_readable(user=request.user)
+        return super().get_queryset(request).filter(collection_id__in=readable)
     search_fields = ("title", "source_path", "sha256")
     readonly_fields = (
         "source_path", "file", "sha256", "kind", "size_bytes", "page_count", "uploaded_by", "version",
@@ -199,6 +205,10 @@ class ChunkAdmin(admin.ModelAdmin):
     search_fields = ("text", "document__title")
     list_select_related = ("document",)
     readonly_fields = [f.name for f in Chunk._meta.fields]
+
+    def get_queryset(self, request):
+        readable = collections_readable(user=request.user)
+        return super().get_queryset(request).filter(document__collection_id__in=readable)
 
     def has_add_permission(self, request):
         return False

@@ -31,8 +31,13 @@ class BatchProgress:
         return self.pending == 0
 
 
-def documents_list(*, collection_id: int | None = None, status: str = "", batch_id: int | None = None) -> QuerySet[Document]:
+def documents_list(
+    *, user=None, collection_id: int | None = None, status: str = "", batch_id: int | None = None
+) -> QuerySet[Document]:
+    """Documents for the admin pages: of the collections `user` may read (staff manage what they may read)."""
     documents = Document.objects.select_related("collection").defer("extracted_text")
+    if user is not None:
+        documents = documents.filter(collection_id__in=collections_readable(user=user))
     if collection_id:
         documents = documents.filter(collection_id=collection_id)
     if status:

@@ -26,7 +26,7 @@ def documents_page(request):
     collection_id = _int_or_none(request.GET.get("collection"))
     batch_id = _int_or_none(request.GET.get("batch"))
     status = request.GET.get("status", "")
-    documents = selectors.documents_list(collection_id=collection_id, status=status, batch_id=batch_id)
+    documents = selectors.documents_list(user=request.user, collection_id=collection_id, status=status, batch_id=batch_id)
     page = Paginator(documents, 100).get_page(request.GET.get("page"))
     batch = UploadBatch.objects.filter(pk=batch_id).first() if batch_id else None
     return render(
@@ -34,7 +34,7 @@ def documents_page(request):
         "kb/documents.html",
         {
             "page": page,
-            "collections": Collection.objects.all(),
+            "collections": Collection.objects.filter(pk__in=selectors.collections_readable(user=request.user)),
             "statuses": Document.Status.choices,
             "filters": {"collection": collection_id, "status": status, "batch": batch_id},
             "batch": batch,
@@ -48,7 +48,7 @@ def documents_page(request):
 def documents_status(request):
     """Live progress for the documents page: the listed documents and, optionally, one batch."""
     ids = [int(i) for i in request.GET.get("ids", "").split(",") if i.isdigit()][:500]
-    documents = selectors.documents_list().filter(pk__in=ids)
+    documents = selectors.documents_list(user=request.user).filter(pk__in=ids)
     payload = {"documents": [selectors.document_status_payload(d) for d in documents]}
     batch_id = _int_or_none(request.GET.get("batch"))
     if batch_id:
@@ -61,7 +61,7 @@ def documents_status(request):
 @staff_member_required
 @require_POST
 def document_retry_view(request, pk: int):
-    document = get_object_or_404(Document, pk=pk)
+    document = _readable_document(request.user, pk)
     if document_retry(document=document):
         messages.success(request, f"“{document.title}” is queued again.")
     else:
@@ -72,7 +72,7 @@ def document_retry_view(request, pk: int):
 @staff_member_required
 @require_POST
 def document_delete_view(request, pk: int):
-    document = get_object_or_404(Document, pk=pk)
+    document = _readable_document(request.user, pk)
     services.document_delete(document=document)
     messages.success(request, f"“{document.title}” was deleted with its passages and file.")
     return redirect(request.POST.get("next") or "kb:documents")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from chat.models import Message
 from kb import vectorstore
-from kb.models import Collection
+from kb.models import Collection, Document
 from kb.selectors import collections_readable, passages_search
 
 from .fake_llm import FakeLLM
@@ -245,3 +245,18 @@ def test_the_admin_refuses_a_group_only_collection_without_a_group(client, djang
     assert response.status_code == 200
     assert "Choose at least one group" in response.content.decode()
     assert not Collection.objects.filter(name="Finance").exists()
+
+
+# --- Staff pages ----------------------------------------------------------------------------------------------------
+
+
+def test_staff_manage_only_the_documents_of_collections_they_may_read(client, library, django_user_model):
+    staff = django_user_model.objects.create_user("sam", password="pw-sam-12345", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_document", "delete_document"]))
+    signed_in_as(client, staff)
+
+    assert_no_trace(client.get(reverse("kb:documents")).content.decode())
+    assert_no_trace(client.get(reverse("admin:kb_document_changelist")).content.decode())
+    assert "Leave policy" in client.get(reverse("kb:documents")).content.decode()
+    assert client.post(reverse("kb:document_delete", args=[library["salaries"].pk])).status_code == 404
+    assert Document.objects.filter(pk=library["salaries"].pk).exists()
