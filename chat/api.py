@@ -229,7 +229,10 @@ def _message_out(message: Message, feedback: Feedback | None) -> dict:
 
 @router.delete("/conversations/{conversation_id}", response={204: None}, summary="Delete a conversation")
 def conversation_delete(request, conversation_id: int):
-    _own_conversation(request.auth, conversation_id).delete()
+    try:
+        services.conversation_delete(user=request.auth, conversation_id=conversation_id)
+    except services.ConversationNotFound:
+        raise Http404(CONVERSATION_NOT_FOUND) from None
     return HttpResponse(status=204)
 
 

@@ -84,6 +84,11 @@ def message_scope(*, message: Message, readable: set[int]) -> Message:
     return message
 
 
+def conversation_delete(*, user, conversation_id: int) -> None:
+    """Delete one of `user`'s conversations with its messages and their feedback; someone else's is not found."""
+    conversation_get(user=user, conversation_id=conversation_id).delete()
+
+
 def conversation_history(*, conversation: Conversation, before_id: int | None = None) -> list[tuple[str, str]]:
     """The last completed (question, answer) turns, oldest first."""
     messages = conversation.messages.order_by("-id")
