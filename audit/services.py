@@ -92,13 +92,17 @@ def audit_record(
         return None
 
 
-def audit_question_asked(*, user, conversation, message, text: str) -> AuditEvent | None:
-    """A question put to the knowledge base in a conversation (its text is kept for AUDIT_QUESTION_TEXT_DAYS)."""
+def audit_question_asked(*, user, text: str, conversation=None, message=None, target: str = "") -> AuditEvent | None:
+    """A question put to the knowledge base: in a conversation, or on its own (an anonymous widget visitor, the
+    `ask` command). Its text is kept for AUDIT_QUESTION_TEXT_DAYS."""
+    detail = {"question": text}
+    if message is not None:
+        detail["message_id"] = message.pk
     return audit_record(
         action=AuditEvent.Action.QUESTION_ASKED,
         actor=user,
-        target=target_of(conversation),
-        detail={"question": text, "message_id": message.pk},
+        target=target_of(conversation) if conversation is not None else target,
+        detail=detail,
     )
 
 

@@ -40,6 +40,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 
+from audit.services import audit_question_asked
+
 from . import services
 from .models import WidgetKey
 from .views import MAX_QUESTION_CHARS, _int_or_none, _payload, _title, sse_response
@@ -314,6 +316,7 @@ def widget_ask(request, widget_key: WidgetKey):
         raise WidgetRefused(400, "too_long", f"Questions are limited to {MAX_QUESTION_CHARS} characters.")
     if identity.via == "anonymous":
         # Nobody to keep a conversation for: one question at a time, over public collections only.
+        audit_question_asked(user=None, text=question, target=f"widget key {widget_key.name}")
         return sse_response(request, services.answer_stream(user=identity.user, text=question))
     conversation_id = _int_or_none(payload.get("conversation"))
     try:

@@ -32,3 +32,13 @@ def collection(db):
 @pytest.fixture
 def staff_user(db, django_user_model):
     return django_user_model.objects.create_user("alice", password="pw-alice-123", is_staff=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_request_origin_left_behind():
+    """A streamed response leaves its request's audit origin on the thread until the next request replaces it (see
+    audit.middleware); every test here shares one thread, so each starts as a fresh process would."""
+    from audit import services
+
+    services.origin_set(None)
+    yield

@@ -191,6 +191,15 @@ def test_ask_as_a_user_outside_the_group_finds_nothing_from_it(library, erin, fa
     assert_no_trace(json.dumps(result))
 
 
+def test_a_question_asked_from_the_command_line_is_recorded_in_the_audit_log(library, hana, fake_llm, capsys):
+    from audit.models import AuditEvent
+
+    call_command("ask", SALARY_QUESTION, "--user", "hana", "--json")
+
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.QUESTION_ASKED)
+    assert event.actor == hana and event.via == AuditEvent.Via.SYSTEM and event.detail["question"] == SALARY_QUESTION
+
+
 def test_ask_as_a_member_finds_the_group_document(library, hana, fake_llm, capsys):
     call_command("ask", SALARY_QUESTION, "--user", "hana", "--json")
 

@@ -299,6 +299,18 @@ def test_anonymous_questions_read_public_collections_only(client, widget_key, fa
     assert not Conversation.objects.exists()  # nobody to keep a conversation for
 
 
+def test_an_anonymous_question_is_recorded_in_the_audit_log_by_address(client, widget_key, fake_llm, public_info):
+    from audit.models import AuditEvent
+
+    widget_key.allow_anonymous = True
+    widget_key.save()
+    events_of(ask(client, widget_key, "When is the cafeteria open?"))
+
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.QUESTION_ASKED)
+    assert event.actor is None and event.ip == "127.0.0.1" and event.via == AuditEvent.Via.WIDGET
+    assert event.detail["question"] == "When is the cafeteria open?" and event.target == "widget key Intranet"
+
+
 # --- Reading rights -------------------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import json
 
 from django.core.management import BaseCommand, CommandError
 
+from audit.services import audit_question_asked
 from chat.cli import add_user_argument, user_named
 from chat.services import answer_collect, answer_stream
 from kb.models import Collection
@@ -26,6 +27,7 @@ class Command(BaseCommand):
             raise CommandError("The question is empty.")
         self.user = user_named(user)
         collection_ids = self._collections(collection)
+        audit_question_asked(user=self.user, text=question, target="manage.py ask")
         if as_json:
             result = answer_collect(text=question, user=self.user, collection_ids=collection_ids)
             self.stdout.write(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
