@@ -69,6 +69,14 @@ HISTORY_ANSWER_TOKENS = 80
 # A question pasted with pages of text keeps at most this share of the budget, so passages still fit.
 QUESTION_SHARE = 0.4
 
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_WORD = re.compile(r"\w+")
+STEM_CHARS = 5
+_STOP_WORDS = frozenset(
+    "the and for are was were what when where which who whom why how does did can could should would will with "
+    "from that this these those there their them they you your our have has had not any all about into onto than "
+    "then but its it's may might must shall per via get got do is am be an as at by if in of on or to up".split()
+)
 _SENTENCE_END = re.compile(r"[.!?。！？](?=[\s\"')\]]|$)|\n")
 # [words](target) and ![alt](target); a target may hold one level of parentheses or a {% template tag %}.
 _MARKDOWN_LINK = re.compile(r"!?\[([^\]\n]*)\]\((?:\{%[^%]*%\}|[^()\s]|\([^()\s]*\))*(?:\s+\"[^\"]*\")?\)")
@@ -93,7 +101,7 @@ def build_messages(*, question: str, passages: Sequence[Passage], history: Seque
     fixed += TOKENS_FOR_REPLY
     turns = _history_messages(history, budget=min(int(budget * HISTORY_SHARE), max(0, budget - fixed)))
     used = fixed + sum(_message_tokens(m["content"]) for m in turns)
-    included = _fit_passages(passages, budget=budget - used)
+    included = _fit_passages(passages, budget=budget - used, question=question)
     user = _user_content(_passages_block(included), question)
     messages = [*prefix, *turns, {"role": "user", "content": user}]
     tokens = sum(_message_tokens(m["content"]) for m in messages) + TOKENS_FOR_REPLY
@@ -196,8 +204,9 @@ def _passages_block(passages: Sequence[Passage]) -> str:
     return "\n\n".join(_passage_entry(p.n, p) for p in passages)
 
 
-def _fit_passages(passages: Sequence[Passage], *, budget: int) -> list[Passage]:
-    """Whole passages in rank order while they fit, then the next one cut at a sentence boundary if enough is left.
+def _fit_passages(passages: Sequence[Passage], *, budget: int, question: str = "") -> list[Passage]:
+    """Passages in rank order, each focused on the question (`focus_text`), while they fit; then the next one cut at
+    a sentence boundary if enough is left.
 
     Estimated piecewise; the joined block is never longer than the sum of its pieces plus their separators.
     """
@@ -205,7 +214,8 @@ def _fit_passages(passages: Sequence[Passage], *, budget: int) -> list[Passage]:
     left = budget
     for passage in passages:
         n = len(included) + 1
-        passage = dataclasses.replace(passage, text=compact_text(passage.text))
+        text = compact_text(passage.text)
+        passage = dataclasses.replace(passage, text=focus_text(text, question=question, tokens=_passage_cap(n)))
         cost = estimate_tokens(_passage_entry(n, passage) + "\n\n")
         if cost <= left:
             included.append(dataclasses.replace(passage, n=n))
@@ -221,6 +231,54 @@ def _fit_passages(passages: Sequence[Passage], *, budget: int) -> list[Passage]:
                 included.append(dataclasses.replace(passage, n=n, text=text))
         break
     return included
+
+
+def _passage_cap(n: int) -> int:
+    """Most tokens passage `n` may take: the best passage PROMPT_PASSAGE_TOKENS, the others two thirds of it
+    (0: whole passages)."""
+    cap = settings.PROMPT_PASSAGE_TOKENS
+    if cap <= 0:
+        return 1 << 30
+    return cap if n == 1 else max(MIN_TRIMMED_PASSAGE_TOKENS, cap * 2 // 3)
+
+
+def focus_text(text: str, *, question: str, tokens: int) -> str:
+    """The run of consecutive sentences of `text` that fits in `tokens` around the sentence sharing most words with
+    the question, growing towards the neighbour that shares more (the next one on a tie); "…" marks what was left out.
+
+    Every token the model reads costs time on a CPU, and the words around a matching sentence are where an answer
+    usually is; the passage page still shows the whole passage.
+    """
+    if estimate_tokens(text) <= tokens:
+        return text
+    sentences = [s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()]
+    if len(sentences) < 2:
+        return _cut_to_tokens(text, tokens)
+    wanted = _stems(question)
+    overlap = [len(wanted & _stems(s)) for s in sentences]
+    best = max(range(len(sentences)), key=lambda i: (overlap[i], -i))
+    first = last = best
+    used = estimate_tokens(sentences[best])
+    if used > tokens:
+        return _cut_to_tokens(sentences[best], tokens)
+    while True:
+        options = [i for i in (last + 1, first - 1) if 0 <= i < len(sentences)]
+        if not options:
+            break
+        pick = max(options, key=lambda i: (overlap[i], i > last))
+        cost = estimate_tokens(sentences[pick]) + 1
+        if used + cost > tokens:
+            break
+        used += cost
+        first, last = min(first, pick), max(last, pick)
+    body = " ".join(sentences[first : last + 1])
+    return ("… " if first > 0 else "") + body + (" …" if last < len(sentences) - 1 else "")
+
+
+def _stems(text: str) -> set[str]:
+    """Content words of `text`, lower-cased and cut to their first letters (a crude stem that needs no language)."""
+    words = _WORD.findall(text.lower())
+    return {w if w.isdigit() else w[:STEM_CHARS] for w in words if w.isdigit() or (len(w) > 2 and w not in _STOP_WORDS)}
 
 
 def compact_text(text: str) -> str:

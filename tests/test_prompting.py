@@ -118,6 +118,7 @@ def test_the_prompt_stays_within_the_budget_however_long_the_passages(settings, 
 
 def test_whole_passages_go_in_first_and_the_next_is_cut_at_a_sentence_boundary(settings):
     settings.PROMPT_TOKEN_BUDGET = 900
+    settings.PROMPT_PASSAGE_TOKENS = 0  # whole passages, not focused ones
     found = [passage(n, long_text(12, tag=f"{n}.")) for n in range(1, 6)]
 
     prompt = build_messages(question="Which form?", passages=found)
@@ -132,6 +133,7 @@ def test_whole_passages_go_in_first_and_the_next_is_cut_at_a_sentence_boundary(s
 
 def test_a_first_passage_longer_than_the_whole_budget_is_cut_rather_than_dropped(settings):
     settings.PROMPT_TOKEN_BUDGET = 500
+    settings.PROMPT_PASSAGE_TOKENS = 0
     huge = long_text(300)
 
     prompt = build_messages(question="Which form?", passages=[passage(1, huge), passage(2, EAP)])
@@ -171,14 +173,49 @@ def test_a_long_pasted_question_is_shortened_so_the_passages_still_fit(settings)
     assert prompt.prompt_tokens <= 900
 
 
-def test_the_default_budget_holds_three_typical_chunks_whole(settings):
+def test_the_default_budget_holds_a_typical_chunk_whole_and_most_of_the_next(settings):
     # Handbook chunks, compacted, are ~500 characters at the median and ~950 at the 90th percentile.
     found = [passage(n, long_text(16, tag=f"{n}.")[:550]) for n in range(1, 6)]
 
     prompt = build_messages(question="Which form is filed within 7 days?", passages=found)
 
-    assert [p.text for p in prompt.passages[:3]] == [p.text for p in found[:3]]
+    first, second = prompt.passages[:2]
+    assert first.text == found[0].text
+    assert found[1].text.startswith(second.text) and len(second.text) > len(found[1].text) / 2
     assert prompt.prompt_tokens <= settings.PROMPT_TOKEN_BUDGET
+
+
+def test_focused_passages_fit_four_typical_chunks_each_around_its_sentence_about_the_question(settings):
+    settings.PROMPT_PASSAGE_TOKENS = 110
+    found = [passage(n, long_text(16, tag=f"{n}.")[:550]) for n in range(1, 6)]
+
+    prompt = build_messages(question="Which form is filed within 7 days?", passages=found)
+
+    assert len(prompt.passages) >= 4
+    assert all("form 7 is filed with the office within 7 days" in p.text for p in prompt.passages[:4])
+    assert prompt.prompt_tokens <= settings.PROMPT_TOKEN_BUDGET
+
+
+def test_a_long_passage_is_focused_on_the_sentences_around_the_one_matching_the_question():
+    text = long_text(30)
+
+    focused = prompting.focus_text(text, question="Which form is filed within 17 days?", tokens=60)
+
+    assert "form 17 is filed with the office within 17 days" in focused
+    assert focused.startswith("… ") and focused.endswith(" …")
+    assert llm.estimate_tokens(focused) <= 60 + 2
+    sentences = focused.strip("… ").split(". ")
+    assert len(sentences) >= 2  # neighbours come along: an answer often sits next to the matching sentence
+
+
+def test_a_passage_within_its_share_reaches_the_model_whole():
+    assert prompting.focus_text(LEAVE, question="How many hours carry over?", tokens=200) == LEAVE
+
+
+def test_with_no_sentence_matching_the_question_the_passage_keeps_its_start():
+    focused = prompting.focus_text(long_text(30), question="Parking at the office?", tokens=60)
+
+    assert focused.startswith("Rule 0 says") and focused.endswith(" …")
 
 
 # --- History --------------------------------------------------------------------------------------
