@@ -12,7 +12,6 @@ from django.test import Client
 
 from accounts.models import ApiToken
 
-from .fake_llm import FakeLLM
 from .helpers import markdown, upload_and_process
 
 API = "/api/v1"
@@ -32,10 +31,8 @@ def fresh_rate_counters(settings):
 
 
 @pytest.fixture
-def fake_llm(settings):
-    with FakeLLM(default_reply=ANSWER) as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
+def fake_llm_reply():
+    return ANSWER
 
 
 @pytest.fixture

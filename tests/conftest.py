@@ -42,3 +42,19 @@ def _no_request_origin_left_behind():
 
     services.origin_set(None)
     yield
+
+
+@pytest.fixture
+def fake_llm_reply() -> str | None:
+    """What the fake model answers when a test scripts nothing (None: FakeLLM's own default). Override per module."""
+    return None
+
+
+@pytest.fixture
+def fake_llm(settings, fake_llm_reply):
+    """A real OpenAI-compatible HTTP server on localhost, answering as scripted; the portal is pointed at it."""
+    from tests.fake_llm import FakeLLM
+
+    with FakeLLM(**({} if fake_llm_reply is None else {"default_reply": fake_llm_reply})) as fake:
+        settings.LLM_BASE_URL = fake.base_url
+        yield fake

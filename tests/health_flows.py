@@ -11,7 +11,6 @@ from django.urls import reverse
 
 from chat import services
 from chat.prompting import NOT_FOUND
-from tests.fake_llm import FakeLLM
 from tests.helpers import markdown, upload_and_process
 
 LEAVE = markdown(
@@ -27,11 +26,9 @@ EXPENSES = markdown(
 
 
 @pytest.fixture
-def fake_llm(settings):
+def fake_llm_reply():
     """The model abstains unless a test scripts a reply, so questions become gaps unless told otherwise."""
-    with FakeLLM(default_reply=NOT_FOUND) as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
+    return NOT_FOUND
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from django.core.management import CommandError, call_command
 from chat import services
 from chat.models import Feedback, Message, UnansweredQuestion
 from chat.prompting import NOT_FOUND
-from tests.fake_llm import FakeLLM
 from tests.helpers import markdown, upload_and_process
 
 pytestmark = pytest.mark.django_db
@@ -25,13 +24,6 @@ LEAVE = markdown(
 def handbook(collection):
     upload_and_process(collection, ("leave.md", LEAVE))
     return collection
-
-
-@pytest.fixture
-def fake_llm(settings):
-    with FakeLLM() as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from .api_flows import (  # noqa: F401 - fixtures
     bearer,
     employee,
     employee_token,
-    fake_llm,
+    fake_llm_reply,
     fresh_rate_counters,
     handbook,
     post_json,

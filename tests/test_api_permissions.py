@@ -63,11 +63,9 @@ def hana(django_user_model, hr_group):
 
 
 @pytest.fixture
-def fake_llm(settings):
+def fake_llm_reply():
     # The reply a model would give if it had seen the salaries: it must never reach a user outside HR.
-    with FakeLLM(default_reply="Band 7 engineers earn between 91,500 and 104,000 euros a year [1].") as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
+    return "Band 7 engineers earn between 91,500 and 104,000 euros a year [1]."
 
 
 def assert_no_trace(text: str) -> None:

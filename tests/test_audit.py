@@ -9,17 +9,9 @@ from django.utils import timezone
 from audit import tasks
 from audit.models import AuditEvent
 from kb.models import Collection, Document
-from tests.fake_llm import FakeLLM
 from tests.helpers import markdown, process, upload
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def fake_llm(settings):
-    with FakeLLM() as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
 
 
 @pytest.fixture

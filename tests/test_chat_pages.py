@@ -42,10 +42,8 @@ def signed_in(client, employee):
 
 
 @pytest.fixture
-def fake_llm(settings):
-    with FakeLLM(default_reply=ANSWER) as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
+def fake_llm_reply():
+    return ANSWER
 
 
 @pytest.fixture

@@ -15,19 +15,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from chat.models import Conversation, WidgetKey
 from kb.models import Chunk, Collection
-from tests.fake_llm import FakeLLM
 from tests.helpers import markdown, process, upload, upload_and_process
 
 pytestmark = pytest.mark.django_db
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def fake_llm(settings):
-    with FakeLLM() as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
 
 
 @pytest.fixture

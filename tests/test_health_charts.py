@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from tests.health_flows import ask, page, rate, text
-from tests.health_flows import admin_client, employee, employee_client, fake_llm, handbook  # noqa: F401 - fixtures
+from tests.health_flows import admin_client, employee, employee_client, fake_llm_reply, handbook  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 

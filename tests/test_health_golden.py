@@ -13,7 +13,6 @@ from health.models import GoldenQuestion, GoldenRun
 from ingestion.services import IncomingFile, documents_upload
 from ingestion.worker import EmbeddedWorker
 from kb.models import Collection
-from tests.fake_llm import FakeLLM
 
 from .helpers import markdown, upload_and_process, wait_for
 
@@ -25,13 +24,6 @@ LEAVE = markdown(
     ("Contractors", "Contractors do not accrue annual leave; their agency sets their time off."),
 )
 QUESTION = "How many leave hours can I carry over?"
-
-
-@pytest.fixture
-def fake_llm(settings):
-    with FakeLLM() as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
 
 
 @pytest.fixture

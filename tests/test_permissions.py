@@ -15,7 +15,6 @@ from kb import vectorstore
 from kb.models import Collection, Document
 from kb.selectors import collections_readable, passages_search
 
-from .fake_llm import FakeLLM
 from .helpers import markdown, upload_and_process
 from .test_chat_pages import ask as ask_page
 from .test_chat_pages import events_of
@@ -64,10 +63,8 @@ def hana(django_user_model, hr_group):
 
 
 @pytest.fixture
-def fake_llm(settings):
-    with FakeLLM(default_reply="Band 7 engineers earn between 91,500 and 104,000 euros a year [1].") as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
+def fake_llm_reply():
+    return "Band 7 engineers earn between 91,500 and 104,000 euros a year [1]."
 
 
 def signed_in_as(client, user):

@@ -41,13 +41,6 @@ def widget_key(db):
 
 
 @pytest.fixture
-def fake_llm(settings):
-    with FakeLLM() as fake:
-        settings.LLM_BASE_URL = fake.base_url
-        yield fake
-
-
-@pytest.fixture
 def handbook(db):
     """Open to everyone signed in."""
     collection = Collection.objects.create(name="Handbook", slug="handbook")
