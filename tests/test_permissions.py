@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -15,66 +15,18 @@ from kb import vectorstore
 from kb.models import Collection, Document
 from kb.selectors import collections_readable, passages_search
 
-from .helpers import markdown, upload_and_process
 from .test_chat_pages import ask as ask_page
 from .test_chat_pages import events_of
 from .test_evaluate import write_dataset
+from .permission_flows import SALARY_QUESTION, assert_no_trace
+from .permission_flows import erin, fake_llm_reply, hana, hr_group, library  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
-
-SALARIES = markdown(
-    "Salary bands 2026",
-    ("Engineering", "Band 7 engineers earn between 91,500 and 104,000 euros a year, reviewed every April."),
-)
-LEAVE = markdown(
-    "Leave policy",
-    ("Annual leave", "Employees get 25 days of paid annual leave per year; unused days carry over until March."),
-)
-SALARY_QUESTION = "How much do band 7 engineers earn a year?"
-SECRETS = ("Salary bands", "91,500", "HR salaries")
-
-
-@pytest.fixture
-def hr_group(db):
-    return Group.objects.create(name="HR")
-
-
-@pytest.fixture
-def library(db, hr_group):
-    """An everyone collection with the leave policy and an HR-only collection with the salary bands."""
-    handbook = Collection.objects.create(name="Handbook")
-    hr = Collection.objects.create(name="HR salaries", access=Collection.Access.GROUPS)
-    hr.groups.add(hr_group)
-    (leave,) = upload_and_process(handbook, ("leave.md", LEAVE))
-    (salaries,) = upload_and_process(hr, ("salaries.md", SALARIES))
-    return {"handbook": handbook, "hr": hr, "leave": leave, "salaries": salaries}
-
-
-@pytest.fixture
-def erin(django_user_model):
-    return django_user_model.objects.create_user("erin", password="pw-erin-12345")
-
-
-@pytest.fixture
-def hana(django_user_model, hr_group):
-    user = django_user_model.objects.create_user("hana", password="pw-hana-12345")
-    user.groups.add(hr_group)
-    return user
-
-
-@pytest.fixture
-def fake_llm_reply():
-    return "Band 7 engineers earn between 91,500 and 104,000 euros a year [1]."
 
 
 def signed_in_as(client, user):
     client.force_login(user)
     return client
-
-
-def assert_no_trace(text: str) -> None:
-    for secret in SECRETS:
-        assert secret not in text, f"{secret!r} leaked"
 
 
 # --- The rule ---------------------------------------------------------------------------------------------------
