@@ -2,9 +2,9 @@
 driven by Playwright. A test module opts in with `pytest_plugins = ["tests.browser"]`, which also installs the hook
 that attaches evidence to failures.
 
-    live_portal      `manage.py serve` on a free port, with its own data dir and LLM_BASE_URL = fake_llm (module scope)
-    fake_llm         the FakeLLM the portal talks to; script answers with `fake_llm.add_replies(...)`, and hold them
-                     before their first token with `fake_llm.holding_first_token()` (module scope)
+    live_portal      `manage.py serve` on a free port, with its own data dir and LLM_BASE_URL = portal_llm (module scope)
+    portal_llm       the FakeLLM the portal talks to; script answers with `portal_llm.add_replies(...)`, and hold them
+                     before their first token with `portal_llm.holding_first_token()` (module scope)
     browser          chromium at /usr/bin/chromium, headless (module scope)
     page             a fresh browser context (no cookies) on the portal; `page.goto("/upload/")` works
     signed_in_page   `page` after signing in as the portal's first administrator through the sign-in form
@@ -202,14 +202,14 @@ class GatedFakeLLM(FakeLLM):
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[GatedFakeLLM]:
+def portal_llm() -> Iterator[GatedFakeLLM]:
     with GatedFakeLLM() as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
-def live_portal(tmp_path_factory, fake_llm) -> Iterator[LivePortal]:
-    with running_portal(data_dir=tmp_path_factory.mktemp("portal"), llm_base_url=fake_llm.base_url) as portal:
+def live_portal(tmp_path_factory, portal_llm) -> Iterator[LivePortal]:
+    with running_portal(data_dir=tmp_path_factory.mktemp("portal"), llm_base_url=portal_llm.base_url) as portal:
         yield portal
 
 

@@ -80,18 +80,18 @@ def test_the_upload_page_can_be_used_with_the_keyboard_alone(signed_in_page: Pag
     expect(document_row(page, "expenses.md").get_by_text("Indexed", exact=True)).to_be_visible(timeout=INDEXED_WITHIN_MS)
 
 
-def test_asking_a_question_streams_a_cited_answer_and_the_citation_opens_the_passage(signed_in_page: Page, fake_llm):
+def test_asking_a_question_streams_a_cited_answer_and_the_citation_opens_the_passage(signed_in_page: Page, portal_llm):
     page = signed_in_page
     policy = "Employees receive sixteen weeks of paid parental leave, to be taken within the first year."
     upload_through_the_page(page, collection="People", file=markdown_file("parental-leave.md", "Parental leave", policy))
     expect(document_row(page, "parental-leave.md").get_by_text("Indexed", exact=True)).to_be_visible(timeout=INDEXED_WITHIN_MS)
-    fake_llm.add_replies("Employees receive sixteen weeks of paid parental leave [1].")
+    portal_llm.add_replies("Employees receive sixteen weeks of paid parental leave [1].")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Chat").click()
     question = "How many weeks of parental leave do employees get?"
     page.get_by_label("Ask a question").fill(question)
     turn = page.get_by_role("article").filter(has_text=question)
-    with fake_llm.holding_first_token():  # the sources must show while the model has not yet said a word
+    with portal_llm.holding_first_token():  # the sources must show while the model has not yet said a word
         page.get_by_role("button", name="Ask").click()
         expect(turn.get_by_role("heading", name="Sources")).to_be_visible()
         expect(turn.get_by_role("link", name=re.compile("parental leave", re.IGNORECASE))).to_be_visible()

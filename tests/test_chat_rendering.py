@@ -42,10 +42,10 @@ def assert_nothing_ran(page: Page) -> None:
     assert page.evaluate("window.pwned === undefined"), page.evaluate("window.pwned")
 
 
-def test_html_in_documents_and_answers_is_shown_as_text_and_never_runs(signed_in_page: Page, fake_llm):
+def test_html_in_documents_and_answers_is_shown_as_text_and_never_runs(signed_in_page: Page, portal_llm):
     page = signed_in_page
     upload(page, collection="Security", name="badges.md", text=HOSTILE_DOCUMENT)
-    fake_llm.add_replies(HOSTILE_ANSWER)
+    portal_llm.add_replies(HOSTILE_ANSWER)
     page.goto("/chat/")
     page.get_by_label("Ask a question").fill("What badge do visitors wear?")
     page.get_by_label("Ask a question").press("Enter")  # Enter sends
@@ -74,11 +74,11 @@ def test_html_in_documents_and_answers_is_shown_as_text_and_never_runs(signed_in
     assert_nothing_ran(page)
 
 
-def test_an_unverified_citation_is_marked_with_a_tooltip(signed_in_page: Page, fake_llm):
+def test_an_unverified_citation_is_marked_with_a_tooltip(signed_in_page: Page, portal_llm):
     page = signed_in_page
     upload(page, collection="Canteen", name="canteen.md", text="# Canteen\n\nLunch is served from noon to two.\n")
     # The passage says nothing of parking, so the citation checker cannot verify this sentence.
-    fake_llm.add_replies("Parking permits for bicycles cost 45 euros a year [1].")
+    portal_llm.add_replies("Parking permits for bicycles cost 45 euros a year [1].")
     page.goto("/chat/")
     page.get_by_label("Ask a question").fill("When is lunch served in the canteen?")
     page.get_by_role("button", name="Ask").click()

@@ -36,7 +36,7 @@ def visit(page: Page, url: str) -> list[str]:
     return violations(page)
 
 
-def test_the_pages_work_under_the_policy_and_break_none_of_it(signed_in_page: Page, fake_llm):
+def test_the_pages_work_under_the_policy_and_break_none_of_it(signed_in_page: Page, portal_llm):
     page = signed_in_page
     page.add_init_script(LISTEN)
     seen: dict[str, list[str]] = {}
@@ -52,7 +52,7 @@ def test_the_pages_work_under_the_policy_and_break_none_of_it(signed_in_page: Pa
     )
     seen["upload and documents pages"] = violations(page)
 
-    fake_llm.add_replies(ANSWER)
+    portal_llm.add_replies(ANSWER)
     page.goto("/chat/")
     page.get_by_label("Ask a question").fill("What badge do visitors wear?")
     page.get_by_label("Ask a question").press("Enter")

@@ -45,13 +45,13 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
-def test_an_admin_reads_the_content_health_page_after_real_questions_and_ratings(signed_in_page: Page, fake_llm, live_portal):
+def test_an_admin_reads_the_content_health_page_after_real_questions_and_ratings(signed_in_page: Page, portal_llm, live_portal):
     page = signed_in_page
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico") and errors.append(m.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
     upload_with_owner(page, owner=live_portal.admin_username)
-    fake_llm.add_replies("E-bikes charge on level minus three [1].")
+    portal_llm.add_replies("E-bikes charge on level minus three [1].")
     ask_in_chat(page, "Where do e-bikes charge?")
     turn = page.get_by_role("article").filter(has_text="Where do e-bikes charge?")
     turn.get_by_role("button", name="Not helpful").click()

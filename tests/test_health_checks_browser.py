@@ -93,7 +93,7 @@ def test_conflicting_uploads_are_shown_side_by_side_on_a_narrow_screen(signed_in
     expect(page.get_by_text("No conflicting passages found.")).to_be_visible()
 
 
-def test_evaluate_golden_hands_the_run_to_the_running_portal_and_follows_it(signed_in_page: Page, live_portal, fake_llm):
+def test_evaluate_golden_hands_the_run_to_the_running_portal_and_follows_it(signed_in_page: Page, live_portal, portal_llm):
     page = signed_in_page
     upload_and_wait(page, collection="Badges", name="badges.md", title="Badge rules",
                     text="A lost badge is replaced at the front desk for 10 euros.")
@@ -109,12 +109,12 @@ def test_evaluate_golden_hands_the_run_to_the_running_portal_and_follows_it(sign
     environ = Path(f"/proc/{live_portal.process.pid}/environ").read_bytes().decode()
     env = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
     log_offset = live_portal.log_size()
-    fake_llm.default_reply = "A new badge costs 10 euros [1]."
+    portal_llm.default_reply = "A new badge costs 10 euros [1]."
     try:
         finished = subprocess.run([sys.executable, "manage.py", "evaluate", "--golden", "--json"], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=300)
     finally:
-        fake_llm.default_reply = "OK"
+        portal_llm.default_reply = "OK"
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     report = json.loads(finished.stdout)

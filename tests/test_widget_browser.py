@@ -156,14 +156,14 @@ def open_panel(page: Page) -> FrameLocator:
 # --- tests ----------------------------------------------------------------------------------------------------------
 
 
-def test_the_widget_on_an_allowed_intranet_page_streams_a_cited_answer(page: Page, live_portal, fake_llm, intranets, widget):
+def test_the_widget_on_an_allowed_intranet_page_streams_a_cited_answer(page: Page, live_portal, portal_llm, intranets, widget):
     allowed, _ = intranets
     page.goto(intranet_page(allowed, live_portal, widget, token=widget.token("paula", ["payroll"])))
     panel = open_panel(page)
     expect(panel.get_by_text("Asking as paula.")).to_be_visible()
-    fake_llm.add_replies(["Senior engineers earn ", "91,000 to 118,000 euros a year [1]."])
+    portal_llm.add_replies(["Senior engineers earn ", "91,000 to 118,000 euros a year [1]."])
 
-    with fake_llm.holding_first_token():
+    with portal_llm.holding_first_token():
         panel.get_by_label("Your question").fill(SALARY_QUESTION)
         panel.get_by_role("button", name="Ask").click()
         expect(panel.get_by_text("Salary bands 2026", exact=True)).to_be_visible()  # the sources, before any token
@@ -238,13 +238,13 @@ def test_a_page_on_an_origin_the_key_does_not_list_cannot_frame_the_panel(page: 
     assert frame.get_by_label("Your question").count() == 0
 
 
-def test_someone_signed_in_to_the_portal_asks_as_themselves_without_a_token(signed_in_page: Page, live_portal, fake_llm, intranets, widget):
+def test_someone_signed_in_to_the_portal_asks_as_themselves_without_a_token(signed_in_page: Page, live_portal, portal_llm, intranets, widget):
     page = signed_in_page
     allowed, _ = intranets
     page.goto(intranet_page(allowed, live_portal, widget, name="/no-token.html"))
     panel = open_panel(page)
     expect(panel.get_by_text(f"Asking as {live_portal.admin_username}.")).to_be_visible()
-    fake_llm.add_replies(["Up to 240 hours carry over [1]."])
+    portal_llm.add_replies(["Up to 240 hours carry over [1]."])
 
     panel.get_by_label("Your question").fill("How many annual leave hours carry over?")
     panel.get_by_role("button", name="Ask").click()

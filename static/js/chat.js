@@ -173,7 +173,7 @@
         showNotice(turn, await errorText(response));
         state.status = "failed";
       } else {
-        await readEvents(response.body, function (type, data) { handleEvent(answer, type, data); });
+        await window.LanternSSE.read(response.body, function (type, data) { handleEvent(answer, type, data); });
       }
     } catch (error) {
       if (answer.stopped) {
@@ -199,45 +199,6 @@
     }
     if (response.status === 403) return "Your session has expired. Reload the page and sign in again.";
     return "The question could not be sent (HTTP " + response.status + "). Please try again.";
-  }
-
-  // Server-sent events from a fetch body: blocks separated by a blank line, "event:" and "data:" fields.
-  async function readEvents(body, onEvent) {
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      buffer += decoder.decode(chunk.value, { stream: true });
-      let boundary;
-      while ((boundary = buffer.search(/\r?\n\r?\n/)) !== -1) {
-        const block = buffer.slice(0, boundary);
-        buffer = buffer.slice(boundary).replace(/^\r?\n\r?\n/, "");
-        const event = parseEvent(block);
-        if (event) onEvent(event.type, event.data);
-      }
-    }
-  }
-
-  function parseEvent(block) {
-    let type = "message";
-    const data = [];
-    block.split(/\r?\n/).forEach(function (line) {
-      if (!line || line[0] === ":") return;
-      const colon = line.indexOf(":");
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? "" : line.slice(colon + 1);
-      if (value[0] === " ") value = value.slice(1);
-      if (field === "event") type = value;
-      else if (field === "data") data.push(value);
-    });
-    if (!data.length) return null;
-    try {
-      return { type: type, data: JSON.parse(data.join("\n")) };
-    } catch (error) {
-      return null;
-    }
   }
 
   function handleEvent(answer, type, data) {

@@ -246,7 +246,7 @@
         showNotice(answer, body.error || "The question could not be sent (HTTP " + response.status + ").");
         answer.failed = true;
       } else {
-        await readEvents(response.body, function (type, data) { handleEvent(answer, type, data); });
+        await window.LanternSSE.read(response.body, function (type, data) { handleEvent(answer, type, data); });
       }
     } catch (error) {
       if (!answer.stopped) {
@@ -287,35 +287,6 @@
         (data.citations || []).forEach(function (c) { if (c.verified === false) answer.unverified.add(c.n); });
         renderAnswer(answer);
         break;
-    }
-  }
-
-  // Server-sent events from a fetch body (EventSource cannot POST or send a header): blocks split by a blank line.
-  async function readEvents(body, onEvent) {
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) break;
-      buffer += decoder.decode(chunk.value, { stream: true });
-      let boundary;
-      while ((boundary = buffer.search(/\r?\n\r?\n/)) !== -1) {
-        const block = buffer.slice(0, boundary);
-        buffer = buffer.slice(boundary).replace(/^\r?\n\r?\n/, "");
-        let type = "message";
-        const lines = [];
-        block.split(/\r?\n/).forEach(function (line) {
-          if (line.indexOf("event:") === 0) type = line.slice(6).trim();
-          else if (line.indexOf("data:") === 0) lines.push(line.slice(5).replace(/^ /, ""));
-        });
-        if (!lines.length) continue;
-        try {
-          onEvent(type, JSON.parse(lines.join("\n")));
-        } catch (error) {
-          // a block that is not JSON is not ours; skip it
-        }
-      }
     }
   }
 
