@@ -179,7 +179,7 @@ LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 120.0)
 # Longest answer prompt (estimated tokens, ~300 of them fixed instructions the server caches); passages are cut to
 # fit. 900 holds three typical chunks and leaves the packaged model ~480 tokens to read per question, under 10 s at
 # the ~50 tokens/s of 2 idle CPU cores (benchmarks/answer.py); a GPU server can take several thousand.
-PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 650)
+PROMPT_TOKEN_BUDGET = env_int("PROMPT_TOKEN_BUDGET", 900)
 # The best passage reaches the model as at most this many tokens around its sentences that match the question;
 # the others as two thirds of it (0: whole passages).
 PROMPT_PASSAGE_TOKENS = env_int("PROMPT_PASSAGE_TOKENS", 0)
