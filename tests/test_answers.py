@@ -213,3 +213,15 @@ def test_ask_command_fails_with_the_reason_when_the_model_is_down(handbook, fake
         call_command("ask", "How many leave hours carry over?")
 
     assert "[1] Leave policy" in capsys.readouterr().out
+
+
+def test_warming_up_has_the_model_read_the_fixed_start_of_every_answer_prompt(fake_llm):
+    from chat.prompting import build_messages, prefix_messages
+
+    url = services.model_warm_up()
+
+    (request,) = fake_llm.requests
+    assert url == fake_llm.base_url and request["max_tokens"] == 1
+    real = build_messages(question="How many leave hours carry over?", passages=[]).messages
+    assert request["messages"][: len(prefix_messages())] == real[: len(prefix_messages())]
+    assert real[len(prefix_messages())]["content"].startswith(request["messages"][-1]["content"])

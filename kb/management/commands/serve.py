@@ -62,16 +62,17 @@ class Command(BaseCommand):
         import threading
 
         def load():
-            from chat import local_model
+            from chat import llm, local_model
+            from chat.services import model_warm_up
             from ingestion import embedding
 
             embedding.embedding_model()
             embedding.embed_query("warm up")  # the questions' own copy of the model
-            if not settings.LLM_BASE_URL and settings.LLM_WARM_START:
+            if settings.LLM_WARM_START:
                 try:
-                    self.stdout.write(f"Local language model ready at {local_model.ensure_server()}")
-                except local_model.LocalModelError as error:
-                    self.stderr.write(f"The local language model could not start: {error}")
+                    self.stdout.write(f"Language model ready at {model_warm_up()}")
+                except (local_model.LocalModelError, llm.LLMUnavailable) as error:
+                    self.stderr.write(f"The language model could not be warmed up: {error}")
 
         threading.Thread(target=load, name="lantern-warm-up", daemon=True).start()
 
