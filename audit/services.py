@@ -3,7 +3,7 @@
 Every surface records through `audit_record`. Where the event happens inside a request, the request's address and
 surface (web pages, admin, API, widget) come from `audit.middleware.AuditOriginMiddleware`, which keeps them in a
 context variable for the code the request runs; outside a request (commands, workers) events say "system".
-Recording never breaks the action it records: a failure is logged, and the action goes on.
+Recording never breaks the action it records: a database failure is logged, and the action goes on.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from .models import AuditEvent
@@ -87,7 +87,7 @@ def audit_record(
                 ip=origin.ip if origin else None,
                 via=origin.via if origin else AuditEvent.Via.SYSTEM,
             )
-    except Exception:
+    except DatabaseError:
         logger.exception("Could not record the audit event %s for %s", action, target)
         return None
 

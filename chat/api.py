@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from ninja import Field, Query, Router, Schema
 from pydantic import StringConstraints
 
@@ -19,7 +18,7 @@ from kb.selectors import collections_readable
 
 from . import services
 from .models import Feedback, Message
-from .views import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS, _sse_async, _sse_sync, _title
+from .views import MAX_COMMENT_CHARS, MAX_QUESTION_CHARS, _title, sse_response
 
 router = Router(tags=["Questions and conversations"])
 
@@ -143,11 +142,7 @@ def ask(request, payload: AskIn):
         user=user, conversation=conversation, text=payload.question, collection_ids=collection_ids
     )
     if payload.stream or "text/event-stream" in request.headers.get("Accept", ""):
-        stream = _sse_async(events) if isinstance(request, ASGIRequest) else _sse_sync(events)
-        response = StreamingHttpResponse(stream, content_type="text/event-stream; charset=utf-8")
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
+        return sse_response(request, events)
     return _gathered(events)
 
 
